@@ -1,0 +1,1 @@
+//! A guide to breakerbox (documentation only).

@@ -1,0 +1,194 @@
+//! Errors: the breaker's rejection, the wrapper around the caller's own error, and
+//! configuration errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::{Name, State};
+
+/// The breaker refused a call: it is open, or half-open with every probe slot taken.
+///
+/// A rejection is data, not a failure: the breaker never counts its own rejections
+/// against the protected service.
+///
+/// # Examples
+///
+/// ```
+/// use breakerbox::{Breaker, State};
+///
+/// let breaker = Breaker::builder().name("payments").build()?;
+/// breaker.force_open();
+/// let rejected = breaker.try_acquire().unwrap_err();
+/// assert_eq!(rejected.name(), "payments");
+/// assert_eq!(rejected.state(), State::ForcedOpen);
+/// assert_eq!(rejected.to_string(), "circuit breaker `payments` is forced open");
+/// # Ok::<(), breakerbox::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    name: Name,
+    state: State,
+    retry_after: Option<Duration>,
+}
+
+impl Rejected {
+    pub(crate) fn new(name: Name, state: State, retry_after: Option<Duration>) -> Self {
+        Self { name, state, retry_after }
+    }
+
+    /// The name of the breaker that rejected the call.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The breaker's state when it rejected the call.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// How long until the breaker admits a trial call, when known: the rest of the
+    /// open wait. `None` when forced open, or half-open with every probe slot taken.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name.as_str();
+        match self.state {
+            State::ForcedOpen => write!(f, "circuit breaker `{name}` is forced open"),
+            State::HalfOpen => {
+                write!(f, "circuit breaker `{name}` is half-open and every probe slot is taken")
+            }
+            _ => {
+                write!(f, "circuit breaker `{name}` is open")?;
+                match self.retry_after {
+                    Some(d) => write!(f, "; retry after {d:?}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// The result of a call through a breaker: either the breaker rejected it, or the call
+/// ran and failed with the caller's own error, untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The breaker refused the call; the protected code did not run.
+    Rejected(Rejected),
+    /// The protected code ran and returned this error.
+    Inner(E),
+}
+
+impl<E> Error<E> {
+    /// The caller's error, if the call ran.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Self::Inner(e) => Some(e),
+            Self::Rejected(_) => None,
+        }
+    }
+
+    /// The rejection, if the breaker refused the call.
+    pub fn rejected(&self) -> Option<&Rejected> {
+        match self {
+            Self::Rejected(r) => Some(r),
+            Self::Inner(_) => None,
+        }
+    }
+
+    /// Whether the breaker refused the call.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Self::Rejected(_))
+    }
+
+    /// Maps the caller's error, keeping a rejection as it is.
+    pub fn map_inner<F, O: FnOnce(E) -> F>(self, op: O) -> Error<F> {
+        match self {
+            Self::Inner(e) => Error::Inner(op(e)),
+            Self::Rejected(r) => Error::Rejected(r),
+        }
+    }
+}
+
+impl<E> From<Rejected> for Error<E> {
+    fn from(r: Rejected) -> Self {
+        Self::Rejected(r)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected(r) => r.fmt(f),
+            Self::Inner(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Rejected(_) => None,
+            Self::Inner(e) => Some(e),
+        }
+    }
+}
+
+/// A setting that cannot work, found by `build()`.
+///
+/// The message names the setting, the value given and the values accepted.
+///
+/// # Examples
+///
+/// ```
+/// use breakerbox::{Breaker, Policy};
+///
+/// let err = Breaker::builder().policy(Policy::consecutive_failures(0)).build().unwrap_err();
+/// assert_eq!(err.field(), "policy.consecutive_failures");
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid breaker setting `policy.consecutive_failures` = 0: expected at least 1"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigError {
+    field: &'static str,
+    value: String,
+    expected: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, value: impl fmt::Debug, expected: impl Into<String>) -> Self {
+        Self { field, value: format!("{value:?}"), expected: expected.into() }
+    }
+
+    /// The setting at fault, as a dotted path (for example `policy.failure_rate.threshold`).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// The value given, as written by `Debug`.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What the setting accepts.
+    pub fn expected(&self) -> &str {
+        &self.expected
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid breaker setting `{}` = {}: expected {}", self.field, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,75 @@
+//! A lock-free circuit breaker for any fallible call, sync or async.
+//!
+//! A circuit breaker stops calling a service that keeps failing, so that callers fail
+//! fast instead of waiting on timeouts, and the service gets room to recover; after a
+//! wait it lets a few trial calls through, and closes again when they succeed.
+//!
+//! ```
+//! use std::time::Duration;
+//! use breakerbox::{Breaker, Error, OpenWait, Policy};
+//!
+//! let breaker = Breaker::builder()
+//!     .name("inventory")
+//!     .policy(Policy::consecutive_failures(5))
+//!     .open_wait(OpenWait::fixed(Duration::from_secs(30)))
+//!     .build()?;
+//!
+//! match breaker.call(|| fetch_stock("sku-42")) {
+//!     Ok(n) => println!("{n} in stock"),
+//!     Err(Error::Rejected(r)) => println!("inventory is down; retry in {:?}", r.retry_after()),
+//!     Err(Error::Inner(e)) => println!("this call failed: {e}"),
+//!     Err(_) => unreachable!(),
+//! }
+//! # fn fetch_stock(_: &str) -> Result<u32, std::io::Error> { Ok(7) }
+//! # Ok::<(), breakerbox::ConfigError>(())
+//! ```
+//!
+//! - [`Breaker`]: the breaker; [`Breaker::call`], [`Breaker::call_async`], or
+//!   [`Breaker::try_acquire`] and a [`Permit`].
+//! - [`Policy`]: when to trip (consecutive failures, failure rate, slow calls).
+//! - [`OpenWait`]: how long to stay open (fixed, exponential, jittered).
+//! - [`BreakerBox`]: one breaker per key (per host), bounded.
+//! - [`clock`]: time sources, including [`ManualClock`] for tests.
+//! - [`_guide`]: how it works, half-open probes, clocks, sharing, keyed breakers.
+//!
+//! For HTTP clients (reqwest, ureq, tower, and the original `do_request` design), see
+//! the `breakerbox-http` crate.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | (none yet) | | the core needs no optional dependency |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod _guide;
+mod backoff;
+mod breaker;
+pub mod clock;
+mod error;
+mod event;
+mod family;
+mod name;
+mod policy;
+mod state;
+mod stats;
+mod sync;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use backoff::OpenWait;
+pub use breaker::{Breaker, BreakerBuilder, OwnedPermit, Permit};
+pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
+pub use error::{ConfigError, Error, Rejected};
+pub use event::{Reason, Recorded, Transition};
+pub use family::{BreakerBox, BreakerBoxBuilder};
+pub use name::Name;
+pub use policy::{Policy, RatePolicy};
+pub use state::{Outcome, Report, State};
+pub use stats::Metrics;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,258 @@
+//! Sliding windows for rate rules: a count window (the last N calls) and a time window
+//! (the last T, in buckets). Both are lock-free, O(1) per call, allocate only at build,
+//! and are tagged with the closed generation they count for, so a transition empties
+//! them without touching them.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// What a window holds right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+}
+
+// ===== count window =====
+
+/// The last `size` calls, one bit per call in two bitmaps (failed, slow).
+///
+/// `cursor` is `tag:24 | count:40`: the generation's tag and the number of calls
+/// recorded in it. A call claims slot `count % size` with a CAS on the cursor, then
+/// writes its two bits (a load, and a read-modify-write only if the bit changes). When
+/// fewer than `size` calls have been recorded, only the first `count` slots count.
+#[derive(Debug)]
+pub(crate) struct CountWindow {
+    size: u64,
+    cursor: AtomicU64,
+    failed: Box<[AtomicU64]>,
+    slow: Box<[AtomicU64]>,
+}
+
+const TAG_BITS: u32 = 24;
+const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+const COUNT_BITS: u32 = 40;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+fn bitmap(size: u64) -> Box<[AtomicU64]> {
+    (0..size.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
+}
+
+fn set_bit(map: &[AtomicU64], slot: u64, value: bool) {
+    let word = &map[(slot / 64) as usize];
+    let mask = 1u64 << (slot % 64);
+    // Relaxed: the bits are statistics; no other memory is published through them.
+    let cur = word.load(Ordering::Relaxed);
+    if (cur & mask != 0) != value {
+        if value {
+            word.fetch_or(mask, Ordering::Relaxed);
+        } else {
+            word.fetch_and(!mask, Ordering::Relaxed);
+        }
+    }
+}
+
+fn count_bits(map: &[AtomicU64], slots: u64) -> u64 {
+    let mut total = 0;
+    for (i, word) in map.iter().enumerate() {
+        let first = i as u64 * 64;
+        if first >= slots {
+            break;
+        }
+        let mut bits = word.load(Ordering::Relaxed);
+        if slots - first < 64 {
+            bits &= (1u64 << (slots - first)) - 1;
+        }
+        total += u64::from(bits.count_ones());
+    }
+    total
+}
+
+/// Whether a 24-bit tag `t` is newer than `generation`'s.
+fn is_newer(t: u64, generation: u64) -> bool {
+    let diff = t.wrapping_sub(generation & TAG_MASK) & TAG_MASK;
+    diff != 0 && diff < 1 << (TAG_BITS - 1)
+}
+
+impl CountWindow {
+    pub(crate) fn new(size: u32) -> Self {
+        let size = u64::from(size.max(1));
+        Self { size, cursor: AtomicU64::new(0), failed: bitmap(size), slow: bitmap(size) }
+    }
+
+    pub(crate) fn record(&self, generation: u64, failed: bool, slow: bool) {
+        let tag = generation & TAG_MASK;
+        let mut cur = self.cursor.load(Ordering::Relaxed);
+        let claimed = loop {
+            let t = cur >> COUNT_BITS;
+            if is_newer(t, generation) {
+                return; // late outcome of an older generation
+            }
+            let n = if t == tag { cur & COUNT_MASK } else { 0 };
+            // Keep the count in [size, 2 * size) once full, so it never overflows and
+            // n % size keeps walking the ring.
+            let next = if n + 1 >= 2 * self.size { n + 1 - self.size } else { n + 1 };
+            match self.cursor.compare_exchange_weak(
+                cur,
+                (tag << COUNT_BITS) | (next & COUNT_MASK),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break n,
+                Err(actual) => cur = actual,
+            }
+        };
+        let slot = claimed % self.size;
+        set_bit(&self.failed, slot, failed);
+        set_bit(&self.slow, slot, slow);
+    }
+
+    pub(crate) fn counts(&self, generation: u64) -> Counts {
+        let cur = self.cursor.load(Ordering::Relaxed);
+        if cur >> COUNT_BITS != generation & TAG_MASK {
+            return Counts::default();
+        }
+        let calls = (cur & COUNT_MASK).min(self.size);
+        Counts { calls, failures: count_bits(&self.failed, calls), slow: count_bits(&self.slow, calls) }
+    }
+}
+
+// ===== time window =====
+
+/// The last `buckets × width` of time. Bucket `seq = now / width` lives in slot
+/// `seq % buckets`. Each slot is two words: `key:24 | calls:20 | failures:20` and
+/// `key:24 | slow:20`, where the key mixes the bucket's sequence number and the
+/// generation, so a bucket from another time or another generation never matches.
+/// Counts saturate at 1,048,575 calls per bucket; a full bucket stops counting
+/// failures too, so the rate stays an unbiased sample.
+#[derive(Debug)]
+pub(crate) struct TimeWindow {
+    width: u64,
+    counts: Box<[AtomicU64]>,
+    slow: Box<[AtomicU64]>,
+}
+
+const FIELD_BITS: u32 = 20;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+const KEY_SHIFT: u32 = 40;
+
+fn key(generation: u64, seq: u64) -> u64 {
+    seq.wrapping_add(generation.wrapping_mul(0x9E37_79B9)) & TAG_MASK
+}
+
+impl TimeWindow {
+    pub(crate) fn new(span_nanos: u64, buckets: u32) -> Self {
+        let buckets = u64::from(buckets.max(1));
+        let width = (span_nanos / buckets).max(1);
+        let words = || (0..buckets).map(|_| AtomicU64::new(u64::MAX)).collect::<Box<[_]>>();
+        Self { width, counts: words(), slow: words() }
+    }
+
+    pub(crate) fn record(&self, generation: u64, now: u64, failed: bool, slow: bool) {
+        let seq = now / self.width;
+        let slot = (seq % self.counts.len() as u64) as usize;
+        let k = key(generation, seq);
+        let full = bump(&self.counts[slot], k, |fields| {
+            let calls = fields & FIELD_MASK;
+            if calls == FIELD_MASK {
+                return None;
+            }
+            let failures = (fields >> FIELD_BITS) + u64::from(failed);
+            Some((failures << FIELD_BITS) | (calls + 1))
+        });
+        if slow && !full {
+            bump(&self.slow[slot], k, |fields| (fields < FIELD_MASK).then_some(fields + 1));
+        }
+    }
+
+    pub(crate) fn counts(&self, generation: u64, now: u64) -> Counts {
+        let seq = now / self.width;
+        let n = self.counts.len() as u64;
+        let mut total = Counts::default();
+        for back in 0..n.min(seq + 1) {
+            let s = seq - back;
+            let slot = (s % n) as usize;
+            let k = key(generation, s);
+            let c = self.counts[slot].load(Ordering::Relaxed);
+            if c >> KEY_SHIFT == k {
+                total.calls += c & FIELD_MASK;
+                total.failures += (c >> FIELD_BITS) & FIELD_MASK;
+            }
+            let w = self.slow[slot].load(Ordering::Relaxed);
+            if w >> KEY_SHIFT == k {
+                total.slow += w & FIELD_MASK;
+            }
+        }
+        total
+    }
+}
+
+/// Applies `add` to the 40 bits of fields of a bucket word keyed `k`, starting from zero
+/// if the word holds another key. Returns true if the bucket was full (nothing added).
+fn bump(word: &AtomicU64, k: u64, add: impl Fn(u64) -> Option<u64>) -> bool {
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        let fields = if cur >> KEY_SHIFT == k { cur & ((1 << KEY_SHIFT) - 1) } else { 0 };
+        let Some(next) = add(fields) else { return true };
+        // Relaxed: statistics only.
+        match word.compare_exchange_weak(cur, (k << KEY_SHIFT) | next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return false,
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_window_slides() {
+        let w = CountWindow::new(4);
+        for failed in [true, true, false, false] {
+            w.record(0, failed, false);
+        }
+        assert_eq!(w.counts(0), Counts { calls: 4, failures: 2, slow: 0 });
+        w.record(0, false, true); // evicts the first failure
+        assert_eq!(w.counts(0), Counts { calls: 4, failures: 1, slow: 1 });
+        for _ in 0..100 {
+            w.record(0, false, false);
+        }
+        assert_eq!(w.counts(0), Counts { calls: 4, failures: 0, slow: 0 });
+    }
+
+    #[test]
+    fn count_window_partial_fill_counts_only_recorded_slots() {
+        let w = CountWindow::new(100);
+        w.record(3, true, false);
+        w.record(3, false, false);
+        assert_eq!(w.counts(3), Counts { calls: 2, failures: 1, slow: 0 });
+        // A new generation starts empty, even though the bits are still set.
+        assert_eq!(w.counts(4), Counts::default());
+        w.record(4, false, false);
+        assert_eq!(w.counts(4), Counts { calls: 1, failures: 0, slow: 0 });
+        // A late record from generation 3 is dropped.
+        w.record(3, true, true);
+        assert_eq!(w.counts(4), Counts { calls: 1, failures: 0, slow: 0 });
+    }
+
+    #[test]
+    fn time_window_forgets_old_buckets() {
+        let w = TimeWindow::new(10_000, 10); // 10 buckets of 1,000 ns
+        w.record(1, 500, true, false);
+        w.record(1, 5_500, false, true);
+        assert_eq!(w.counts(1, 5_500), Counts { calls: 2, failures: 1, slow: 1 });
+        // At 10,999 the bucket of t=500 (seq 0) has slid out: seq 1..=10 remain.
+        assert_eq!(w.counts(1, 10_999), Counts { calls: 1, failures: 0, slow: 1 });
+        assert_eq!(w.counts(1, 100_000), Counts::default());
+        assert_eq!(w.counts(2, 5_500), Counts::default());
+    }
+
+    #[test]
+    fn time_window_reuses_a_slot_for_a_new_bucket() {
+        let w = TimeWindow::new(4_000, 4);
+        w.record(0, 0, true, false);
+        w.record(0, 4_000, false, false); // same slot, next lap
+        assert_eq!(w.counts(0, 4_000), Counts { calls: 1, failures: 0, slow: 0 });
+    }
+}

@@ -1,0 +1,180 @@
+//! The packed state word and the packed deadline word.
+//!
+//! # The state word (`u64`), least significant bit first
+//!
+//! ```text
+//!  bits  0..3   kind         0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled
+//!  bits  3..13  in_flight    half-open probes admitted and not yet reported (10 bits)
+//!  bits 13..23  successes    half-open probes that succeeded in this generation (10 bits)
+//!  bits 23..29  opens        consecutive openings since the last close, saturating at 63
+//!  bits 29..64  generation   bumped by every transition, wrapping (35 bits)
+//! ```
+//!
+//! Everything the admission decision needs is in this one word, so a decision is one
+//! load, and a transition is one compare-and-swap: two threads can never both win the
+//! same transition, and a permit stamped with a generation can always tell whether the
+//! state it was admitted in still holds.
+//!
+//! # The deadline word (`u64`)
+//!
+//! ```text
+//!  bits  0..48  deadline     in microseconds of the breaker's clock, rounded up
+//!  bits 48..64  tag          the low 16 bits of the generation it belongs to
+//! ```
+//!
+//! While Open it is the end of the open wait; while HalfOpen it is the end of the probe
+//! lease. The tag lets a reader tell a deadline of its own generation from a stale one,
+//! and lets a writer that lost a race never overwrite a newer deadline.
+
+pub(crate) const CLOSED: u64 = 0;
+pub(crate) const OPEN: u64 = 1;
+pub(crate) const HALF_OPEN: u64 = 2;
+pub(crate) const FORCED_OPEN: u64 = 3;
+pub(crate) const DISABLED: u64 = 4;
+
+const KIND_MASK: u64 = 0b111;
+const IN_FLIGHT_SHIFT: u32 = 3;
+const SUCCESSES_SHIFT: u32 = 13;
+const COUNT_MASK: u64 = (1 << 10) - 1;
+const OPENS_SHIFT: u32 = 23;
+const OPENS_MASK: u64 = (1 << 6) - 1;
+const GEN_SHIFT: u32 = 29;
+
+/// The largest number of half-open probes the word can count.
+pub(crate) const MAX_PROBES: u32 = COUNT_MASK as u32;
+/// Consecutive opens saturate here.
+pub(crate) const MAX_OPENS: u32 = OPENS_MASK as u32;
+
+/// A decoded state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Word {
+    pub(crate) kind: u64,
+    pub(crate) in_flight: u32,
+    pub(crate) successes: u32,
+    pub(crate) opens: u32,
+    pub(crate) generation: u64,
+}
+
+impl Word {
+    /// The state of a new breaker.
+    pub(crate) const INITIAL: u64 = 0;
+
+    #[inline(always)]
+    pub(crate) const fn kind_of(raw: u64) -> u64 {
+        raw & KIND_MASK
+    }
+
+    #[inline(always)]
+    pub(crate) const fn generation_of(raw: u64) -> u64 {
+        raw >> GEN_SHIFT
+    }
+
+    #[inline]
+    pub(crate) const fn unpack(raw: u64) -> Self {
+        Self {
+            kind: raw & KIND_MASK,
+            in_flight: ((raw >> IN_FLIGHT_SHIFT) & COUNT_MASK) as u32,
+            successes: ((raw >> SUCCESSES_SHIFT) & COUNT_MASK) as u32,
+            opens: ((raw >> OPENS_SHIFT) & OPENS_MASK) as u32,
+            generation: raw >> GEN_SHIFT,
+        }
+    }
+
+    /// Packs the word. Counts are masked, so a caller bug can corrupt a count but never
+    /// the kind or the generation.
+    #[inline]
+    pub(crate) const fn pack(self) -> u64 {
+        (self.kind & KIND_MASK)
+            | ((self.in_flight as u64 & COUNT_MASK) << IN_FLIGHT_SHIFT)
+            | ((self.successes as u64 & COUNT_MASK) << SUCCESSES_SHIFT)
+            | ((self.opens as u64 & OPENS_MASK) << OPENS_SHIFT)
+            | (self.generation << GEN_SHIFT)
+    }
+
+    /// The next state: a new generation of `kind`, with no probes, keeping `opens`.
+    #[inline]
+    pub(crate) const fn next(self, kind: u64) -> Self {
+        Self {
+            kind,
+            in_flight: 0,
+            successes: 0,
+            opens: self.opens,
+            generation: self.generation.wrapping_add(1) & (u64::MAX >> GEN_SHIFT),
+        }
+    }
+}
+
+const DEADLINE_BITS: u32 = 48;
+const DEADLINE_MASK: u64 = (1 << DEADLINE_BITS) - 1;
+
+/// Packs a deadline (nanoseconds) for `generation`, rounded up to the next microsecond and
+/// saturating at the end of the 48-bit range (about 8.9 years of clock time).
+#[inline]
+pub(crate) const fn pack_deadline(generation: u64, deadline_nanos: u64) -> u64 {
+    let micros = deadline_nanos.div_ceil(1_000);
+    let micros = if micros > DEADLINE_MASK { DEADLINE_MASK } else { micros };
+    ((generation & 0xffff) << DEADLINE_BITS) | micros
+}
+
+/// The deadline (nanoseconds) if the word belongs to `generation`.
+#[inline]
+pub(crate) const fn deadline_for(raw: u64, generation: u64) -> Option<u64> {
+    if raw >> DEADLINE_BITS == generation & 0xffff { Some((raw & DEADLINE_MASK) * 1_000) } else { None }
+}
+
+/// Whether the tag of `raw` is older than `generation` (serial-number arithmetic on
+/// 16 bits): a writer may replace only a deadline that is older than its own.
+#[inline]
+pub(crate) const fn deadline_is_older(raw: u64, generation: u64) -> bool {
+    let tag = raw >> DEADLINE_BITS;
+    let diff = (generation & 0xffff).wrapping_sub(tag) & 0xffff;
+    diff != 0 && diff < 0x8000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn word_roundtrips(kind in 0u64..5, in_flight in 0u32..=MAX_PROBES, successes in 0u32..=MAX_PROBES,
+                           opens in 0u32..=MAX_OPENS, generation in 0u64..(1 << 35)) {
+            let w = Word { kind, in_flight, successes, opens, generation };
+            prop_assert_eq!(Word::unpack(w.pack()), w);
+            prop_assert_eq!(Word::kind_of(w.pack()), kind);
+            prop_assert_eq!(Word::generation_of(w.pack()), generation);
+        }
+
+        #[test]
+        fn deadline_roundtrips_to_the_microsecond(generation in any::<u64>(), nanos in 0u64..(1 << 47) * 1000) {
+            let raw = pack_deadline(generation, nanos);
+            let back = deadline_for(raw, generation).unwrap();
+            prop_assert!(back >= nanos && back - nanos < 1_000);
+            prop_assert!(deadline_for(raw, generation.wrapping_add(1)).is_none());
+        }
+    }
+
+    #[test]
+    fn generation_wraps_without_touching_other_fields() {
+        let top = Word { kind: OPEN, in_flight: 3, successes: 2, opens: 7, generation: u64::MAX >> GEN_SHIFT };
+        let next = top.next(HALF_OPEN);
+        assert_eq!(next.generation, 0);
+        assert_eq!(next.opens, 7);
+        assert_eq!(Word::unpack(next.pack()), next);
+    }
+
+    #[test]
+    fn deadline_saturates_instead_of_overflowing() {
+        let raw = pack_deadline(1, u64::MAX);
+        assert_eq!(deadline_for(raw, 1), Some(DEADLINE_MASK * 1_000));
+    }
+
+    #[test]
+    fn older_tags_are_detected_across_the_wrap() {
+        assert!(deadline_is_older(pack_deadline(5, 0), 6));
+        assert!(!deadline_is_older(pack_deadline(6, 0), 6));
+        assert!(!deadline_is_older(pack_deadline(7, 0), 6));
+        assert!(deadline_is_older(pack_deadline(0xffff, 0), 0x1_0000));
+    }
+}
