@@ -9,7 +9,7 @@ use crate::backoff::splitmix64;
 use crate::clock::{Clock, MonotonicClock, nanos};
 use crate::event::{Listeners, Reason, Recorded, Transition};
 use crate::policy::tracker::Tracker;
-use crate::state::packed::{self, CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, MAX_OPENS, MAX_PROBES, OPEN, Word};
+use crate::state::packed::{self, CLOSED, DISABLED, Deadline, FORCED_OPEN, HALF_OPEN, MAX_OPENS, MAX_PROBES, OPEN, Word};
 use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::{ConfigError, Error, Name, OpenWait, Outcome, Policy, Rejected, Report, State};
@@ -245,7 +245,7 @@ impl Breaker {
     /// The state. An open breaker whose wait has passed reports
     /// [`State::HalfOpen`] before any call arrives, as a trial call would be admitted.
     pub fn state(&self) -> State {
-        let cur = self.inner.word.load(Ordering::Acquire);
+        let cur = self.inner.observe();
         match Word::kind_of(cur) {
             OPEN if self.inner.open_elapsed(cur, self.inner.now()) => State::HalfOpen,
             kind => State::from_kind(kind),
@@ -363,8 +363,8 @@ impl Inner {
                 CLOSED | DISABLED => return Ok(cur),
                 OPEN => {
                     let t = *now.get_or_insert_with(|| self.now());
-                    match packed::deadline_for(self.deadline.load(Ordering::Acquire), w.generation) {
-                        Some(d) if t >= d => {
+                    match self.deadline(w.generation) {
+                        Deadline::At(d) if t >= d => {
                             let next = Word { in_flight: 1, ..w.next(HALF_OPEN) };
                             match self.cas(cur, next) {
                                 Ok(()) => {
@@ -374,10 +374,12 @@ impl Inner {
                                 Err(actual) => cur = actual,
                             }
                         }
-                        Some(d) => return Err(self.reject(State::Open, Some(d - t))),
-                        // The deadline of this generation is being stored by the thread
-                        // that opened the breaker: it cannot have passed yet.
-                        None => return Err(self.reject(State::Open, None)),
+                        Deadline::At(d) => return Err(self.reject(State::Open, Some(d - t))),
+                        // The thread that opened the breaker is storing the deadline of
+                        // this generation: it cannot have passed yet.
+                        Deadline::Pending => return Err(self.reject(State::Open, None)),
+                        // A newer generation stored its deadline: our word is stale.
+                        Deadline::Stale => cur = self.word.load(Ordering::Acquire),
                     }
                 }
                 HALF_OPEN if w.in_flight + w.successes < self.probes => {
@@ -391,18 +393,19 @@ impl Inner {
                     // Every slot is taken. If the probes have been silent past their
                     // lease, start a new round: the silent ones no longer count.
                     let t = *now.get_or_insert_with(|| self.now());
-                    let lease = packed::deadline_for(self.deadline.load(Ordering::Acquire), w.generation);
-                    if w.in_flight > 0 && lease.is_some_and(|l| t >= l) {
-                        let next = Word { in_flight: 1, ..w.next(HALF_OPEN) };
-                        match self.cas(cur, next) {
-                            Ok(()) => {
-                                self.published(w, next, Reason::ProbeLeaseExpired, t, None);
-                                return Ok(next.pack());
+                    match self.deadline(w.generation) {
+                        Deadline::At(lease) if w.in_flight > 0 && t >= lease => {
+                            let next = Word { in_flight: 1, ..w.next(HALF_OPEN) };
+                            match self.cas(cur, next) {
+                                Ok(()) => {
+                                    self.published(w, next, Reason::ProbeLeaseExpired, t, None);
+                                    return Ok(next.pack());
+                                }
+                                Err(actual) => cur = actual,
                             }
-                            Err(actual) => cur = actual,
                         }
-                    } else {
-                        return Err(self.reject(State::HalfOpen, None));
+                        Deadline::Stale => cur = self.word.load(Ordering::Acquire),
+                        _ => return Err(self.reject(State::HalfOpen, None)),
                     }
                 }
                 _ => return Err(self.reject(State::ForcedOpen, None)),
@@ -619,18 +622,36 @@ impl Inner {
         }
     }
 
+    /// The deadline word, read for `generation`.
+    #[inline]
+    fn deadline(&self, generation: u64) -> Deadline {
+        // Acquire pairs with the Release in store_deadline: a thread that reads a newer
+        // generation's deadline (Stale) and reloads the state word sees that generation.
+        packed::read_deadline(self.deadline.load(Ordering::Acquire), generation)
+    }
+
+    /// The state word, reloaded until no newer deadline contradicts it (an observer
+    /// must not report Open from a stale word after the wait has been handled).
+    fn observe(&self) -> u64 {
+        let mut cur = self.word.load(Ordering::Acquire);
+        while Word::kind_of(cur) == OPEN && self.deadline(Word::generation_of(cur)) == Deadline::Stale {
+            cur = self.word.load(Ordering::Acquire);
+        }
+        cur
+    }
+
     fn open_elapsed(&self, cur: u64, now: u64) -> bool {
-        packed::deadline_for(self.deadline.load(Ordering::Acquire), Word::generation_of(cur)).is_some_and(|d| now >= d)
+        matches!(self.deadline(Word::generation_of(cur)), Deadline::At(d) if now >= d)
     }
 
     fn metrics(&self) -> Metrics {
         let now = self.now();
-        let cur = self.word.load(Ordering::Acquire);
+        let cur = self.observe();
         let w = Word::unpack(cur);
         let mut since = self.since.load(Ordering::Relaxed);
         let state = match w.kind {
             OPEN if self.open_elapsed(cur, now) => {
-                if let Some(d) = packed::deadline_for(self.deadline.load(Ordering::Acquire), w.generation) {
+                if let Deadline::At(d) = self.deadline(w.generation) {
                     since = d;
                 }
                 State::HalfOpen

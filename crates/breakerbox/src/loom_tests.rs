@@ -1,1 +1,149 @@
-//! Loom models (written next).
+//! Loom models of the lock-free state word: every interleaving of a few threads, with
+//! the real admission and recording code (the atomics come from `sync.rs`).
+//!
+//! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p breakerbox --release loom`.
+
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+use crate::{Breaker, ManualClock, OpenWait, OwnedPermit, Policy, State};
+
+const WAIT: Duration = Duration::from_secs(1);
+
+fn breaker(clock: &ManualClock, threshold: u32, probes: u32, opened: Option<Arc<AtomicUsize>>) -> Breaker {
+    let mut b = Breaker::builder()
+        .policy(Policy::consecutive_failures(threshold))
+        .open_wait(OpenWait::fixed(WAIT))
+        .half_open_probes(probes)
+        .clock(clock.clone());
+    if let Some(opened) = opened {
+        b = b.on_state_change(move |t| {
+            if t.to == State::Open {
+                opened.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    b.build().unwrap()
+}
+
+/// Model 1: concurrent failures crossing the threshold open the breaker exactly once,
+/// with exactly one event.
+#[test]
+fn loom_concurrent_failures_open_exactly_once() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let opened = Arc::new(AtomicUsize::new(0));
+        let b = breaker(&clock, 2, 1, Some(opened.clone()));
+        let permits: Vec<OwnedPermit> = (0..3).map(|_| b.try_acquire_owned().unwrap()).collect();
+        let handles: Vec<_> = permits.into_iter().map(|p| thread::spawn(move || p.failure())).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(opened.load(Ordering::Relaxed), 1);
+        assert_eq!(b.metrics().opens, 1);
+        assert_eq!(b.metrics().failures, 3);
+    });
+}
+
+/// Model 2: racing acquirers at the open→half-open edge get at most `probes` permits.
+#[test]
+fn loom_racing_acquirers_get_at_most_the_probes() {
+    for probes in [1, 2] {
+        loom::model(move || {
+            let clock = ManualClock::new();
+            let b = breaker(&clock, 1, probes, None);
+            b.try_acquire().unwrap().failure();
+            clock.advance(WAIT);
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || b.try_acquire_owned().ok())
+                })
+                .collect();
+            let permits: Vec<OwnedPermit> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
+            assert_eq!(permits.len(), probes as usize, "exactly the probes, never more");
+            assert_eq!(b.metrics().probes_in_flight, probes);
+            for p in permits {
+                p.success();
+            }
+            assert_eq!(b.state(), State::Closed);
+        });
+    }
+}
+
+/// Model 3: a late outcome from an older generation cannot change the new state, while
+/// the current probe reports concurrently.
+#[test]
+fn loom_late_outcome_cannot_change_the_state() {
+    for probe_succeeds in [false, true] {
+        loom::model(move || {
+            let clock = ManualClock::new();
+            let b = breaker(&clock, 1, 1, None);
+            let late_success = b.try_acquire_owned().unwrap();
+            let late_failure = b.try_acquire_owned().unwrap();
+            b.try_acquire().unwrap().failure();
+            clock.advance(WAIT);
+            let probe = b.try_acquire_owned().unwrap();
+            let t1 = thread::spawn(move || late_success.success());
+            let t2 = thread::spawn(move || late_failure.failure());
+            let t3 = thread::spawn(move || if probe_succeeds { probe.success() } else { probe.failure() });
+            for t in [t1, t2, t3] {
+                t.join().unwrap();
+            }
+            let expected = if probe_succeeds { State::Closed } else { State::Open };
+            assert_eq!(b.state(), expected);
+            assert_eq!(b.metrics().consecutive_failures, 0);
+        });
+    }
+}
+
+/// Model 4: dropped permits always free their slots, racing with acquirers.
+#[test]
+fn loom_dropped_permits_free_their_slots() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let b = breaker(&clock, 1, 2, None);
+        b.try_acquire().unwrap().failure();
+        clock.advance(WAIT);
+        let p1 = b.try_acquire_owned().unwrap();
+        let p2 = b.try_acquire_owned().unwrap();
+        let t1 = thread::spawn(move || drop(p1));
+        let b2 = b.clone();
+        let t2 = thread::spawn(move || {
+            drop(p2);
+            b2.try_acquire_owned().ok()
+        });
+        t1.join().unwrap();
+        let again = t2.join().unwrap();
+        assert!(again.is_some(), "p2's slot was freed before this acquire");
+        assert_eq!(b.metrics().probes_in_flight, 1);
+        drop(again);
+        assert_eq!(b.metrics().probes_in_flight, 0);
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(b.metrics().successes + b.metrics().failures, 1);
+    });
+}
+
+/// Model 5: a success and a failure racing in half-open end in a state that a serial
+/// order explains: any failed probe reopens.
+#[test]
+fn loom_success_and_failure_racing_in_half_open() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let b = breaker(&clock, 1, 2, None);
+        b.try_acquire().unwrap().failure();
+        clock.advance(WAIT);
+        let p1 = b.try_acquire_owned().unwrap();
+        let p2 = b.try_acquire_owned().unwrap();
+        let t1 = thread::spawn(move || p1.success());
+        let t2 = thread::spawn(move || p2.failure());
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.metrics().opens, 2);
+    });
+}

@@ -122,6 +122,29 @@ pub(crate) const fn deadline_for(raw: u64, generation: u64) -> Option<u64> {
     if raw >> DEADLINE_BITS == generation & 0xffff { Some((raw & DEADLINE_MASK) * 1_000) } else { None }
 }
 
+/// What the deadline word says about `generation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// The deadline of this generation, in nanoseconds.
+    At(u64),
+    /// The word still holds an older generation's deadline: the thread that made this
+    /// generation has not stored its own yet.
+    Pending,
+    /// The word holds a newer generation's deadline: the state word this generation
+    /// came from is stale; load it again.
+    Stale,
+}
+
+/// Reads the deadline word `raw` for `generation`.
+#[inline]
+pub(crate) const fn read_deadline(raw: u64, generation: u64) -> Deadline {
+    match deadline_for(raw, generation) {
+        Some(d) => Deadline::At(d),
+        None if deadline_is_older(raw, generation) => Deadline::Pending,
+        None => Deadline::Stale,
+    }
+}
+
 /// Whether the tag of `raw` is older than `generation` (serial-number arithmetic on
 /// 16 bits): a writer may replace only a deadline that is older than its own.
 #[inline]
