@@ -9,7 +9,9 @@ use crate::backoff::splitmix64;
 use crate::clock::{Clock, MonotonicClock, nanos};
 use crate::event::{Listeners, Reason, Recorded, Transition};
 use crate::policy::tracker::Tracker;
-use crate::state::packed::{self, CLOSED, DISABLED, Deadline, FORCED_OPEN, HALF_OPEN, MAX_OPENS, MAX_PROBES, OPEN, Word};
+use crate::state::packed::{
+    self, CLOSED, DISABLED, Deadline, FORCED_OPEN, HALF_OPEN, MAX_OPENS, MAX_PROBES, OPEN, Word,
+};
 use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::{ConfigError, Error, Name, OpenWait, Outcome, Policy, Rejected, Report, State};

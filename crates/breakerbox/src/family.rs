@@ -5,6 +5,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -87,14 +88,30 @@ impl<K> fmt::Debug for BreakerBox<K> {
 /// # Default
 ///
 /// At most 10,000 breakers; no idle timeout.
-#[derive(Debug, Clone)]
-pub struct BreakerBoxBuilder {
+pub struct BreakerBoxBuilder<K> {
     template: BreakerBuilder,
     max: usize,
     idle: Option<Duration>,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl BreakerBoxBuilder {
+impl<K> Clone for BreakerBoxBuilder<K> {
+    fn clone(&self) -> Self {
+        Self { template: self.template.clone(), max: self.max, idle: self.idle, _key: PhantomData }
+    }
+}
+
+impl<K> fmt::Debug for BreakerBoxBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerBoxBuilder")
+            .field("template", &self.template)
+            .field("max", &self.max)
+            .field("idle", &self.idle)
+            .finish()
+    }
+}
+
+impl<K> BreakerBoxBuilder<K> {
     /// The most breakers kept (at least 1).
     #[must_use]
     pub fn max_breakers(mut self, n: usize) -> Self {
@@ -114,7 +131,7 @@ impl BreakerBoxBuilder {
     /// # Errors
     ///
     /// The template's [`ConfigError`], or `max_breakers` = 0.
-    pub fn build<K>(self) -> Result<BreakerBox<K>, ConfigError> {
+    pub fn build(self) -> Result<BreakerBox<K>, ConfigError> {
         self.template.validate()?;
         if self.max == 0 {
             return Err(ConfigError::new("max_breakers", 0, "at least 1"));
@@ -146,8 +163,8 @@ impl<K> BreakerBox<K> {
     }
 
     /// A builder for a family built from `template`.
-    pub fn builder(template: BreakerBuilder) -> BreakerBoxBuilder {
-        BreakerBoxBuilder { template, max: 10_000, idle: None }
+    pub fn builder(template: BreakerBuilder) -> BreakerBoxBuilder<K> {
+        BreakerBoxBuilder { template, max: 10_000, idle: None, _key: PhantomData }
     }
 
     /// How many breakers the family holds.
@@ -186,7 +203,7 @@ where
             return slot.breaker.clone();
         }
         if self.len() >= self.inner.max {
-            self.make_room(now);
+            self.make_room();
         }
         let mut shard = write(self.shard(key));
         let slot = shard.entry(key.to_owned()).or_insert_with_key(|k| Slot {
@@ -255,7 +272,7 @@ where
     }
 
     /// Frees one place: idle breakers first, then the least recently used closed one.
-    fn make_room(&self, now: u64) {
+    fn make_room(&self) {
         if self.retain_recent() > 0 {
             return;
         }
@@ -268,7 +285,6 @@ where
                 }
             }
         }
-        let _ = now;
         if let Some((i, k, _)) = oldest {
             write(&self.inner.shards[i]).remove(&k);
         }

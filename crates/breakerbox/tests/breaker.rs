@@ -38,7 +38,10 @@ fn default_breaker_is_useful() {
     let r = b.try_acquire().unwrap_err();
     let after = r.retry_after().unwrap();
     // Deadlines have microsecond resolution, rounded up.
-    assert!(after <= Duration::from_secs(30) + Duration::from_micros(1) && after > Duration::from_secs(29), "{after:?}");
+    assert!(
+        after <= Duration::from_secs(30) + Duration::from_micros(1) && after > Duration::from_secs(29),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -562,10 +565,7 @@ fn invalid_configuration_fails_at_build_naming_the_field() {
         (Breaker::builder().policy(Policy::failure_rate(f64::NAN)), "policy.failure_rate.threshold"),
         (Breaker::builder().policy(Policy::failure_rate(1.01)), "policy.failure_rate.threshold"),
         (Breaker::builder().policy(Policy::failure_rate(0.5).over_calls(0)), "policy.failure_rate.window"),
-        (
-            Breaker::builder().policy(Policy::failure_rate(0.5).over_time(Duration::ZERO)),
-            "policy.failure_rate.window",
-        ),
+        (Breaker::builder().policy(Policy::failure_rate(0.5).over_time(Duration::ZERO)), "policy.failure_rate.window"),
         (Breaker::builder().half_open_probes(0), "half_open_probes"),
         (Breaker::builder().half_open_probes(5000), "half_open_probes"),
         (Breaker::builder().open_wait(OpenWait::fixed(Duration::ZERO)), "open_wait"),

@@ -1,0 +1,99 @@
+//! `BreakerBox`: one breaker per key, bounded, with idle eviction.
+
+use std::time::Duration;
+
+use breakerbox::{Breaker, BreakerBox, ManualClock, OpenWait, Policy, State};
+
+fn template(clock: &ManualClock) -> breakerbox::BreakerBuilder {
+    Breaker::builder()
+        .name("hosts")
+        .policy(Policy::consecutive_failures(1))
+        .open_wait(OpenWait::fixed(Duration::from_secs(10)))
+        .clock(clock.clone())
+}
+
+#[test]
+fn one_breaker_per_key_from_one_template() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::new(template(&clock)).unwrap();
+    let a = family.get("a:80");
+    assert!(a.same_as(&family.get("a:80")), "the same key gives the same breaker");
+    assert_eq!(a.name(), "hosts/a:80");
+    a.try_acquire().unwrap().failure();
+    assert!(a.is_open());
+    assert!(family.get("b:80").is_closed(), "a failing key never opens another");
+    assert_eq!(family.open_keys(), vec!["a:80".to_string()]);
+    let mut states = family.states();
+    states.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(states, vec![("a:80".into(), State::Open), ("b:80".into(), State::Closed)]);
+    assert_eq!(family.len(), 2);
+    assert!(family.get_existing("c:80").is_none());
+    assert!(family.remove("a:80").is_some());
+    assert_eq!(family.len(), 1);
+}
+
+#[test]
+fn bounded_size_evicts_the_least_recently_used_closed_breaker() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(3).build().unwrap();
+    for (i, key) in ["a", "b", "c"].iter().enumerate() {
+        clock.advance(Duration::from_secs(1 + i as u64));
+        family.get(*key);
+    }
+    family.get("a"); // refresh a: b is now the least recently used
+    family.get("d");
+    assert_eq!(family.len(), 3);
+    assert!(family.get_existing("b").is_none());
+    assert!(family.get_existing("a").is_some());
+}
+
+#[test]
+fn open_breakers_are_never_evicted_to_make_room() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(2).build().unwrap();
+    family.get("a").try_acquire().unwrap().failure();
+    family.get("b").try_acquire().unwrap().failure();
+    family.get("c");
+    assert!(family.get_existing("a").unwrap().is_open());
+    assert!(family.get_existing("b").unwrap().is_open());
+    assert_eq!(family.len(), 3, "grows past the bound rather than forget an outage");
+}
+
+#[test]
+fn idle_breakers_are_evicted() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> =
+        BreakerBox::builder(template(&clock)).idle_timeout(Duration::from_secs(60)).build().unwrap();
+    family.get("idle");
+    family.get("open").try_acquire().unwrap().failure();
+    clock.advance(Duration::from_secs(30));
+    family.get("busy");
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(family.retain_recent(), 1);
+    assert!(family.get_existing("idle").is_none());
+    assert!(family.get_existing("busy").is_some());
+    assert!(family.get_existing("open").is_some(), "an open breaker is kept while open");
+}
+
+#[test]
+fn invalid_family_settings_fail_at_build() {
+    let clock = ManualClock::new();
+    let err = BreakerBox::<String>::builder(template(&clock)).max_breakers(0).build().unwrap_err();
+    assert_eq!(err.field(), "max_breakers");
+    let err = BreakerBox::<String>::builder(template(&clock)).idle_timeout(Duration::ZERO).build().unwrap_err();
+    assert_eq!(err.field(), "idle_timeout");
+    let err = BreakerBox::<String>::new(Breaker::builder().half_open_probes(0)).unwrap_err();
+    assert_eq!(err.field(), "half_open_probes");
+}
+
+#[test]
+fn concurrent_first_use_creates_one_breaker_per_key() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::new(template(&clock)).unwrap();
+    let got: Vec<Breaker> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| family.get("k"))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(got.windows(2).all(|w| w[0].same_as(&w[1])));
+    assert_eq!(family.len(), 1);
+}
