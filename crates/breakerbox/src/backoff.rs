@@ -20,11 +20,11 @@ use crate::ConfigError;
 /// use breakerbox::OpenWait;
 ///
 /// // The original design: a fixed window.
-/// let fixed = OpenWait::fixed(Duration::from_secs(30));
+/// let _fixed = OpenWait::fixed(Duration::from_secs(30));
 /// // 1 s, 2 s, 4 s ... up to 1 min, each shortened by up to 20 % at random.
-/// let growing = OpenWait::exponential(Duration::from_secs(1), Duration::from_secs(60)).with_jitter(0.2);
+/// let _growing = OpenWait::exponential(Duration::from_secs(1), Duration::from_secs(60)).with_jitter(0.2);
 /// // Anything else: a function of the number of consecutive openings (1, 2, 3 ...).
-/// let custom = OpenWait::from_fn(|opens| Duration::from_secs(u64::from(opens) * 10));
+/// let _custom = OpenWait::from_fn(|opens| Duration::from_secs(u64::from(opens) * 10));
 /// ```
 ///
 /// # Default

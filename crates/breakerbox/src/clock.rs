@@ -43,6 +43,11 @@ pub use monotonic::MonotonicClock;
 ///         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 ///     }
 /// }
+///
+/// let clock = TokioClock(std::time::Instant::now());
+/// let breaker = breakerbox::Breaker::builder().clock(clock).build()?;
+/// # let _ = breaker;
+/// # Ok::<(), breakerbox::ConfigError>(())
 /// ```
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Nanoseconds since this clock's origin.

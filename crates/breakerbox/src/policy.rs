@@ -28,6 +28,7 @@
 //!     .or(Policy::failure_rate(0.5).over_calls(100).min_calls(20))
 //!     .or(Policy::slow_calls(Duration::from_secs(2), 0.8).over_time(Duration::from_secs(60)));
 //! let breaker = Breaker::builder().policy(policy).build()?;
+//! assert!(breaker.is_closed());
 //! # Ok::<(), breakerbox::ConfigError>(())
 //! ```
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 /// let breaker = Breaker::builder()
 ///     .clock(CoarseClock::new(Duration::from_millis(1)))
 ///     .build()?;
+/// assert!(breaker.is_closed());
 /// # Ok::<(), breakerbox::ConfigError>(())
 /// ```
 ///
