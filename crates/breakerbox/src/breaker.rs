@@ -308,6 +308,11 @@ impl Breaker {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    #[cfg(feature = "tower")]
+    pub(crate) fn inner_name(&self) -> Name {
+        self.inner.name.clone()
+    }
+
     pub(crate) fn clock_nanos(&self) -> u64 {
         self.inner.now()
     }

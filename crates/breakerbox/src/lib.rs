@@ -39,13 +39,14 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | (none yet) | | the core needs no optional dependency |
+//! | `tower` | no | [`tower::CircuitBreakerLayer`]: any tower `Service` behind a breaker |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod _guide;
 mod backoff;
 mod breaker;
+mod classify;
 pub mod clock;
 mod error;
 mod event;
@@ -55,12 +56,16 @@ mod policy;
 mod state;
 mod stats;
 mod sync;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
 
 pub use backoff::OpenWait;
 pub use breaker::{Breaker, BreakerBuilder, OwnedPermit, Permit};
+pub use classify::{Classify, OkIsSuccess};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::{ConfigError, Error, Rejected};
 pub use event::{Reason, Recorded, Transition};
