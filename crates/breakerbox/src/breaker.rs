@@ -14,6 +14,7 @@ use crate::state::packed::{
 };
 use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
+use crate::telemetry::Telemetry;
 use crate::{ConfigError, Error, Name, OpenWait, Outcome, Policy, Rejected, Report, State};
 
 /// A circuit breaker: stops calling a service that keeps failing, then lets a few trial
@@ -93,6 +94,7 @@ pub(crate) struct Inner {
     retry_after_limit: Duration,
     clock: Arc<dyn Clock>,
     listeners: Listeners,
+    telemetry: Telemetry,
 }
 
 // ===== impl Breaker =====
@@ -423,6 +425,7 @@ impl Inner {
     fn reject(&self, state: State, retry_after: Option<u64>) -> Rejected {
         self.stats.rejected();
         let rejected = Rejected::new(self.name.clone(), state, retry_after.map(Duration::from_nanos));
+        self.telemetry.rejected(&rejected);
         if !self.listeners.rejection.is_empty() {
             self.listeners.rejection(&rejected);
         }
@@ -465,6 +468,7 @@ impl Inner {
         };
         let slow = matches!((self.tracker.slow_nanos, duration), (Some(t), Some(d)) if d >= t);
         self.stats.outcome(report.outcome, slow);
+        self.telemetry.outcome(report.outcome, slow);
         let current = match Word::kind_of(ticket.word) {
             CLOSED => self.complete_closed(ticket.word, report, duration, now),
             HALF_OPEN => self.complete_half_open(ticket.word, report, slow, now),
@@ -584,8 +588,8 @@ impl Inner {
         // fetch_max: if two transitions race to stamp, the later time wins.
         self.since.fetch_max(now, Ordering::Relaxed);
         let changed = prev.kind != next.kind || reason == Reason::ProbeLeaseExpired;
-        if changed && !self.listeners.transition.is_empty() {
-            self.listeners.transition(&Transition {
+        if changed && (Telemetry::ENABLED || !self.listeners.transition.is_empty()) {
+            let t = Transition {
                 breaker: self.name.as_str(),
                 from: self.reported_state(prev, reason),
                 to: State::from_kind(next.kind),
@@ -593,7 +597,9 @@ impl Inner {
                 open_for,
                 consecutive_opens: next.opens,
                 at: Duration::from_nanos(now),
-            });
+            };
+            self.telemetry.transition(&t);
+            self.listeners.transition(&t);
         }
     }
 
@@ -965,6 +971,7 @@ impl BreakerBuilder {
             retry_after_limit: self.retry_after_limit,
             clock,
             listeners: self.listeners.clone(),
+            telemetry: Telemetry::new(&self.name),
         };
         Breaker { inner: Arc::new(inner) }
     }

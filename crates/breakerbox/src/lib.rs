@@ -40,6 +40,20 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tower` | no | [`tower::CircuitBreakerLayer`]: any tower `Service` behind a breaker |
+//! | `tracing` | no | `tracing` events (target `breakerbox`) on each state change (`warn` when opening, `info` when half-open or closed) and rejection (`debug`); nothing per successful call |
+//! | `metrics` | no | counters and gauges through the `metrics` facade (table below) |
+//!
+//! # Metrics (feature `metrics`)
+//!
+//! Every series carries the label `breaker` (the breaker's name). Handles are
+//! registered when the breaker is built, so install the recorder first.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `breakerbox_calls_total` | counter | `outcome` = `success`, `failure`, `ignored`, `rejected` | calls by outcome; `rejected` calls never ran |
+//! | `breakerbox_slow_calls_total` | counter | | calls a slow-call rule found slow |
+//! | `breakerbox_transitions_total` | counter | `from`, `to` | state changes (catches opens shorter than a scrape interval) |
+//! | `breakerbox_state` | gauge | `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled` | 1 for the current state, 0 for the others |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -56,6 +70,7 @@ mod policy;
 mod state;
 mod stats;
 mod sync;
+mod telemetry;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;

@@ -1,0 +1,178 @@
+//! Where events go besides listeners: `tracing` (feature `tracing`) and the `metrics`
+//! facade (feature `metrics`). Without either feature every function here is empty and
+//! inlined away.
+
+use crate::event::Transition;
+use crate::{Name, Outcome, Rejected};
+
+#[derive(Debug)]
+pub(crate) struct Telemetry {
+    #[cfg(feature = "metrics")]
+    metrics: metrics_impl::Handles,
+}
+
+impl Telemetry {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(name: &Name) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            metrics: metrics_impl::Handles::new(name),
+        }
+    }
+
+    #[inline(always)]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn outcome(&self, outcome: Outcome, slow: bool) {
+        #[cfg(feature = "metrics")]
+        self.metrics.outcome(outcome, slow);
+    }
+
+    #[inline(always)]
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(unused_variables))]
+    pub(crate) fn rejected(&self, rejected: &Rejected) {
+        #[cfg(feature = "metrics")]
+        self.metrics.rejected();
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: "breakerbox",
+            breaker = rejected.name(),
+            state = rejected.state().as_str(),
+            retry_after_ms = rejected.retry_after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "call rejected"
+        );
+    }
+
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(unused_variables))]
+    pub(crate) fn transition(&self, t: &Transition<'_>) {
+        #[cfg(feature = "metrics")]
+        self.metrics.transition(t);
+        #[cfg(feature = "tracing")]
+        trace_transition(t);
+    }
+
+    /// Whether anything here wants transitions.
+    pub(crate) const ENABLED: bool = cfg!(any(feature = "metrics", feature = "tracing"));
+}
+
+#[cfg(feature = "tracing")]
+fn trace_transition(t: &Transition<'_>) {
+    use crate::State;
+    let open_for_ms = t.open_for.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    macro_rules! event {
+        ($level:ident, $msg:literal) => {
+            tracing::$level!(
+                target: "breakerbox",
+                breaker = t.breaker,
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                reason = t.reason.as_str(),
+                open_for_ms,
+                consecutive_opens = t.consecutive_opens,
+                $msg
+            )
+        };
+    }
+    match t.to {
+        State::Open => event!(warn, "circuit breaker opened"),
+        State::ForcedOpen => event!(warn, "circuit breaker forced open"),
+        State::Disabled => event!(warn, "circuit breaker disabled"),
+        State::HalfOpen => event!(info, "circuit breaker half-open: probing"),
+        State::Closed => event!(info, "circuit breaker closed"),
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod metrics_impl {
+    use std::sync::Once;
+
+    use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, gauge};
+
+    use crate::event::Transition;
+    use crate::{Name, Outcome, State};
+
+    /// The metric names, in one place (and in the crate docs' table).
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub(crate) struct MetricNames;
+
+    impl MetricNames {
+        pub(crate) const CALLS: &'static str = "breakerbox_calls_total";
+        pub(crate) const SLOW_CALLS: &'static str = "breakerbox_slow_calls_total";
+        pub(crate) const TRANSITIONS: &'static str = "breakerbox_transitions_total";
+        pub(crate) const STATE: &'static str = "breakerbox_state";
+    }
+
+    const STATES: [State; 5] = [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::Disabled];
+
+    /// Counter handles registered once per breaker, so a call increments a handle and
+    /// never builds a key (no allocation per call). They bind to the recorder installed
+    /// when the breaker is built: install it first.
+    #[derive(Debug)]
+    pub(super) struct Handles {
+        name: String,
+        success: Counter,
+        failure: Counter,
+        ignored: Counter,
+        rejected: Counter,
+        slow: Counter,
+    }
+
+    fn describe() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            describe_counter!(MetricNames::CALLS, Unit::Count, "Calls by outcome: success, failure, ignored, rejected");
+            describe_counter!(MetricNames::SLOW_CALLS, Unit::Count, "Calls a slow-call rule found slow");
+            describe_counter!(MetricNames::TRANSITIONS, Unit::Count, "State changes, by from and to");
+            describe_gauge!(MetricNames::STATE, "1 for the breaker's current state, 0 for the others");
+        });
+    }
+
+    impl Handles {
+        pub(super) fn new(name: &Name) -> Self {
+            describe();
+            let name = name.as_str().to_owned();
+            let calls =
+                |outcome: &'static str| counter!(MetricNames::CALLS, "breaker" => name.clone(), "outcome" => outcome);
+            let handles = Self {
+                success: calls("success"),
+                failure: calls("failure"),
+                ignored: calls("ignored"),
+                rejected: calls("rejected"),
+                slow: counter!(MetricNames::SLOW_CALLS, "breaker" => name.clone()),
+                name,
+            };
+            handles.state(State::Closed);
+            handles
+        }
+
+        #[inline(always)]
+        pub(super) fn outcome(&self, outcome: Outcome, slow: bool) {
+            match outcome {
+                Outcome::Success => self.success.increment(1),
+                Outcome::Failure => self.failure.increment(1),
+                Outcome::Ignored => self.ignored.increment(1),
+            }
+            if slow {
+                self.slow.increment(1);
+            }
+        }
+
+        #[inline(always)]
+        pub(super) fn rejected(&self) {
+            self.rejected.increment(1);
+        }
+
+        pub(super) fn transition(&self, t: &Transition<'_>) {
+            counter!(MetricNames::TRANSITIONS, "breaker" => self.name.clone(), "from" => t.from.as_str(), "to" => t.to.as_str())
+                .increment(1);
+            self.state(t.to);
+        }
+
+        fn state(&self, current: State) {
+            for s in STATES {
+                gauge!(MetricNames::STATE, "breaker" => self.name.clone(), "state" => s.as_str())
+                    .set(if s == current { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
