@@ -28,7 +28,7 @@ impl Telemetry {
     }
 
     #[inline(always)]
-    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(unused_variables))]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn rejected(&self, rejected: &Rejected) {
         #[cfg(feature = "metrics")]
         self.metrics.rejected();

@@ -41,8 +41,10 @@ mod tracing_events {
 
     use super::*;
 
+    type Seen = (Level, String, Vec<(String, String)>);
+
     #[derive(Default, Clone)]
-    struct Recorder(Arc<Mutex<Vec<(Level, String, Vec<(String, String)>)>>>);
+    struct Recorder(Arc<Mutex<Vec<Seen>>>);
 
     struct Fields(String, Vec<(String, String)>);
 
