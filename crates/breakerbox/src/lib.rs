@@ -42,6 +42,7 @@
 //! | `tower` | no | [`tower::CircuitBreakerLayer`]: any tower `Service` behind a breaker |
 //! | `tracing` | no | `tracing` events (target `breakerbox`) on each state change (`warn` when opening, `info` when half-open or closed) and rejection (`debug`); nothing per successful call |
 //! | `metrics` | no | counters and gauges through the `metrics` facade (table below) |
+//! | `serde` | no | [`config`]: breakers, policies, open waits and families from TOML, YAML, JSON or environment variables |
 //!
 //! # Metrics (feature `metrics`)
 //!
@@ -62,6 +63,9 @@ mod backoff;
 mod breaker;
 mod classify;
 pub mod clock;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 mod error;
 mod event;
 mod family;

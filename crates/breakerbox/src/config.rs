@@ -1,0 +1,438 @@
+//! Settings from files and the environment (feature `serde`).
+//!
+//! [`BreakerConfig`] deserializes from any serde format (TOML, YAML, JSON, environment
+//! variables through figment or config) and turns into a [`BreakerBuilder`]; listeners
+//! and clocks, which are code, are added to the builder afterwards. Durations are
+//! written as `"30s"`, `"250ms"` or `"1m 30s"`. Unknown keys are errors, so a typo never
+//! silently leaves a default in place, and every value is checked by `build()`, whose
+//! [`ConfigError`] names the key (for example `policy.failure_rate.threshold`).
+//!
+//! ```toml
+//! name = "payments"
+//! consecutive_failures = 5
+//! failure_rate = { threshold = 0.5, window = 100, min_calls = 20 }    # window: calls...
+//! slow_calls = { slower_than = "2s", threshold = 0.8, window = "60s" } # ...or time
+//! open_wait = { base = "1s", max = "60s", jitter = 0.2 }              # or open_wait = "30s"
+//! half_open_probes = 2
+//! probe_lease = "60s"
+//! retry_after_limit = "5m"
+//! ```
+//!
+//! # Examples
+//!
+//! ```
+//! use breakerbox::config::BreakerConfig;
+//!
+//! let config: BreakerConfig = serde_json::from_str(
+//!     r#"{ "name": "search", "consecutive_failures": 3, "open_wait": "10s" }"#,
+//! )?;
+//! let breaker = config.builder().build()?;
+//! assert_eq!(breaker.name(), "search");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::{Breaker, BreakerBox, BreakerBoxBuilder, BreakerBuilder, ConfigError, OpenWait, Policy, RatePolicy};
+
+/// A breaker's settings. Every key is optional; a missing key keeps the default
+/// (see [`Breaker`]'s table). With neither `consecutive_failures`, `failure_rate` nor
+/// `slow_calls`, the policy is the default (5 consecutive failures); with several, the
+/// breaker trips when any of them trips.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BreakerConfig {
+    /// The breaker's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Trip on this many consecutive failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+    /// Trip on a failure rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_rate: Option<RateConfig>,
+    /// Trip on a slow-call rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_calls: Option<SlowCallsConfig>,
+    /// How long to stay open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_wait: Option<OpenWaitConfig>,
+    /// Concurrent half-open probes, and successes needed to close.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub half_open_probes: Option<u32>,
+    /// How long a half-open probe may stay silent.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub probe_lease: Option<Duration>,
+    /// The longest open wait a retry-after hint may ask for.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub retry_after_limit: Option<Duration>,
+}
+
+/// A failure-rate rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RateConfig {
+    /// The rate that trips, 0.0 to 1.0.
+    pub threshold: f64,
+    /// The window: a number of calls (`100`) or a duration (`"60s"`). Default: 100 calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowConfig>,
+    /// Buckets of a time window. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
+    /// The fewest calls before the rate can trip. Default: 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_calls: Option<u32>,
+}
+
+/// A slow-call rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SlowCallsConfig {
+    /// A call this slow or slower is slow.
+    #[serde(with = "duration")]
+    pub slower_than: Duration,
+    /// The rate of slow calls that trips, 0.0 to 1.0.
+    pub threshold: f64,
+    /// As in [`RateConfig::window`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowConfig>,
+    /// As in [`RateConfig::buckets`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
+    /// As in [`RateConfig::min_calls`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_calls: Option<u32>,
+}
+
+/// A rate window: the last N calls, or the last span of time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WindowConfig {
+    /// The last N calls (written as a number).
+    Calls(u32),
+    /// The last span of time (written as a duration string).
+    Time(Duration),
+}
+
+/// An open wait: `"30s"` (fixed), or a table with `fixed` or `base` and `max`, and an
+/// optional `jitter`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum OpenWaitConfig {
+    /// A fixed wait.
+    Fixed {
+        /// The wait.
+        wait: Duration,
+        /// The jitter fraction, 0.0 to 1.0.
+        jitter: f64,
+    },
+    /// An exponential wait.
+    Exponential {
+        /// The first wait.
+        base: Duration,
+        /// The longest wait.
+        max: Duration,
+        /// The jitter fraction, 0.0 to 1.0.
+        jitter: f64,
+    },
+}
+
+/// A family's settings: the template breaker's keys, plus `max_breakers` and
+/// `idle_timeout`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BreakerBoxConfig {
+    /// The template every breaker of the family is built from.
+    #[serde(flatten)]
+    pub template: BreakerConfig,
+    /// The most breakers kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_breakers: Option<usize>,
+    /// Evict closed breakers idle this long.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub idle_timeout: Option<Duration>,
+}
+
+// ===== impl BreakerConfig =====
+
+impl BreakerConfig {
+    /// The builder these settings describe. Add a clock or listeners, then `build()`.
+    pub fn builder(&self) -> BreakerBuilder {
+        let mut b = Breaker::builder();
+        if let Some(name) = &self.name {
+            b = b.name(name.clone());
+        }
+        if let Some(policy) = self.policy() {
+            b = b.policy(policy);
+        }
+        if let Some(wait) = self.open_wait {
+            b = b.open_wait(wait.into());
+        }
+        if let Some(n) = self.half_open_probes {
+            b = b.half_open_probes(n);
+        }
+        if let Some(d) = self.probe_lease {
+            b = b.probe_lease(d);
+        }
+        if let Some(d) = self.retry_after_limit {
+            b = b.retry_after_limit(d);
+        }
+        b
+    }
+
+    /// Builds the breaker.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key that cannot work.
+    pub fn build(&self) -> Result<Breaker, ConfigError> {
+        self.builder().build()
+    }
+
+    fn policy(&self) -> Option<Policy> {
+        let mut rules: Vec<Policy> = Vec::new();
+        if let Some(n) = self.consecutive_failures {
+            rules.push(Policy::consecutive_failures(n));
+        }
+        if let Some(r) = &self.failure_rate {
+            rules.push(window(Policy::failure_rate(r.threshold), r.window, r.buckets, r.min_calls).into());
+        }
+        if let Some(s) = &self.slow_calls {
+            rules.push(window(Policy::slow_calls(s.slower_than, s.threshold), s.window, s.buckets, s.min_calls).into());
+        }
+        (!rules.is_empty()).then(|| Policy::any(rules))
+    }
+}
+
+fn window(mut p: RatePolicy, w: Option<WindowConfig>, buckets: Option<u32>, min_calls: Option<u32>) -> RatePolicy {
+    match w {
+        Some(WindowConfig::Calls(n)) => p = p.over_calls(n),
+        Some(WindowConfig::Time(d)) => p = p.over_time(d),
+        None => {}
+    }
+    if let Some(n) = buckets {
+        p = p.buckets(n);
+    }
+    if let Some(n) = min_calls {
+        p = p.min_calls(n);
+    }
+    p
+}
+
+impl BreakerBoxConfig {
+    /// The family builder these settings describe.
+    pub fn builder<K>(&self) -> BreakerBoxBuilder<K> {
+        let mut b = BreakerBox::builder(self.template.builder());
+        if let Some(n) = self.max_breakers {
+            b = b.max_breakers(n);
+        }
+        if let Some(d) = self.idle_timeout {
+            b = b.idle_timeout(d);
+        }
+        b
+    }
+
+    /// Builds the family.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key that cannot work.
+    pub fn build<K>(&self) -> Result<BreakerBox<K>, ConfigError> {
+        self.builder().build()
+    }
+}
+
+impl From<OpenWaitConfig> for OpenWait {
+    fn from(c: OpenWaitConfig) -> Self {
+        match c {
+            OpenWaitConfig::Fixed { wait, jitter } => OpenWait::fixed(wait).with_jitter(jitter),
+            OpenWaitConfig::Exponential { base, max, jitter } => OpenWait::exponential(base, max).with_jitter(jitter),
+        }
+    }
+}
+
+// ===== serde by hand: windows and open waits take two shapes =====
+
+fn parse_duration<E: de::Error>(s: &str) -> Result<Duration, E> {
+    humantime::parse_duration(s).map_err(|e| {
+        E::custom(format_args!("invalid duration {s:?}: {e} (write it like \"30s\", \"250ms\" or \"1m 30s\")"))
+    })
+}
+
+fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+mod duration {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"30s\" or \"250ms\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+                parse_duration(s)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+mod opt_duration {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+impl Serialize for WindowConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Calls(n) => s.serialize_u32(*n),
+            Self::Time(d) => s.serialize_str(&format_duration(*d)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WindowConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = WindowConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of calls (100) or a duration (\"60s\")")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<WindowConfig, E> {
+                u32::try_from(n)
+                    .map(WindowConfig::Calls)
+                    .map_err(|_| E::custom(format_args!("window of {n} calls is too large")))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<WindowConfig, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format_args!("window of {n} calls is negative")))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<WindowConfig, E> {
+                // Environment variables arrive as strings: "100" is a count.
+                match s.trim().parse::<u32>() {
+                    Ok(n) => Ok(WindowConfig::Calls(n)),
+                    Err(_) => parse_duration(s).map(WindowConfig::Time),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for OpenWaitConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Self::Fixed { wait, jitter } if jitter == 0.0 => s.serialize_str(&format_duration(wait)),
+            Self::Fixed { wait, jitter } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("fixed", &format_duration(wait))?;
+                m.serialize_entry("jitter", &jitter)?;
+                m.end()
+            }
+            Self::Exponential { base, max, jitter } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("base", &format_duration(base))?;
+                m.serialize_entry("max", &format_duration(max))?;
+                m.serialize_entry("jitter", &jitter)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenWaitConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OpenWaitConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a duration (\"30s\") or a table with `fixed`, or `base` and `max`, and optionally `jitter`",
+                )
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OpenWaitConfig, E> {
+                parse_duration(s).map(|wait| OpenWaitConfig::Fixed { wait, jitter: 0.0 })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OpenWaitConfig, A::Error> {
+                let (mut fixed, mut base, mut max, mut jitter) = (None, None, None, 0.0);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "fixed" => fixed = Some(parse_duration(&map.next_value::<String>()?)?),
+                        "base" => base = Some(parse_duration(&map.next_value::<String>()?)?),
+                        "max" => max = Some(parse_duration(&map.next_value::<String>()?)?),
+                        "jitter" => jitter = map.next_value::<Jitter>()?.0,
+                        other => return Err(de::Error::unknown_field(other, &["fixed", "base", "max", "jitter"])),
+                    }
+                }
+                match (fixed, base, max) {
+                    (Some(wait), None, None) => Ok(OpenWaitConfig::Fixed { wait, jitter }),
+                    (None, Some(base), Some(max)) => Ok(OpenWaitConfig::Exponential { base, max, jitter }),
+                    (None, Some(_), None) => Err(de::Error::missing_field("max")),
+                    (None, None, Some(_)) => Err(de::Error::missing_field("base")),
+                    _ => Err(de::Error::custom("open_wait takes either `fixed`, or `base` and `max`, not both")),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A jitter fraction, from a number or (environment variables) a string.
+struct Jitter(f64);
+
+impl<'de> Deserialize<'de> for Jitter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Jitter;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a fraction from 0.0 to 1.0")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Jitter, E> {
+                Ok(Jitter(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Jitter, E> {
+                Ok(Jitter(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Jitter, E> {
+                Ok(Jitter(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Jitter, E> {
+                s.trim()
+                    .parse()
+                    .map(Jitter)
+                    .map_err(|_| E::custom(format_args!("invalid jitter {s:?}: expected a fraction")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
