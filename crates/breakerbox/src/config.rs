@@ -351,7 +351,7 @@ impl<'de> Deserialize<'de> for WindowConfig {
 impl Serialize for OpenWaitConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match *self {
-            Self::Fixed { wait, jitter } if jitter == 0.0 => s.serialize_str(&format_duration(wait)),
+            Self::Fixed { wait, jitter: 0.0 } => s.serialize_str(&format_duration(wait)),
             Self::Fixed { wait, jitter } => {
                 let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("fixed", &format_duration(wait))?;
