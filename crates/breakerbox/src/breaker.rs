@@ -279,6 +279,24 @@ impl Breaker {
         self.inner.manual(CLOSED, Reason::Reset);
     }
 
+    /// Opens the breaker now for `wait`, whatever its state, as if its policy had
+    /// tripped: calls are rejected until `wait` has passed, then it turns half-open as
+    /// usual. Counts as an opening. Outcomes of calls admitted before no longer count.
+    ///
+    /// For coordinators that decide from outside the process: a fleet sharing state
+    /// (`breakerbox-redis`), an operator's tool. The transition's reason is
+    /// [`Reason::External`](crate::Reason::External).
+    pub fn open_for(&self, wait: Duration) {
+        self.inner.open_for(wait);
+    }
+
+    /// Closes the breaker and clears the policy's counters, like [`reset`](Self::reset),
+    /// but reported with [`Reason::External`](crate::Reason::External): for coordinators
+    /// (a fleet that saw a probe succeed elsewhere).
+    pub fn close(&self) {
+        self.inner.manual(CLOSED, Reason::External);
+    }
+
     /// Opens the breaker until [`reset`](Self::reset): every call is rejected.
     pub fn force_open(&self) {
         self.inner.manual(FORCED_OPEN, Reason::ForcedOpen);
@@ -559,6 +577,13 @@ impl Inner {
         }
     }
 
+    fn open_for(&self, wait: Duration) {
+        let result = self.update(|w| Some(Word { opens: (w.opens + 1).min(MAX_OPENS), ..w.next(OPEN) }));
+        if let Some((prev, next)) = result {
+            self.published(prev, next, Reason::External, self.now(), Some(wait));
+        }
+    }
+
     fn manual(&self, kind: u64, reason: Reason) {
         let result = self.update(|w| {
             let next = w.next(kind);
@@ -574,7 +599,11 @@ impl Inner {
     fn published(&self, prev: Word, next: Word, reason: Reason, now: u64, hint: Option<Duration>) {
         let open_for = match next.kind {
             OPEN => {
-                let wait = self.open_wait(next.opens, hint);
+                let wait = match reason {
+                    // An explicit wait from `open_for`, carried in the hint.
+                    Reason::External => hint.unwrap_or_default(),
+                    _ => self.open_wait(next.opens, hint),
+                };
                 self.store_deadline(next.generation, now.saturating_add(nanos(wait)));
                 self.opens.fetch_add(1, Ordering::Relaxed);
                 Some(wait)
@@ -587,7 +616,10 @@ impl Inner {
         };
         // fetch_max: if two transitions race to stamp, the later time wins.
         self.since.fetch_max(now, Ordering::Relaxed);
-        let changed = prev.kind != next.kind || reason == Reason::ProbeLeaseExpired;
+        // A new round of probes, or a new explicit opening, is news even in the same state.
+        let changed = prev.kind != next.kind
+            || reason == Reason::ProbeLeaseExpired
+            || (reason == Reason::External && next.kind == OPEN);
         if changed && (Telemetry::ENABLED || !self.listeners.transition.is_empty()) {
             let t = Transition {
                 breaker: self.name.as_str(),

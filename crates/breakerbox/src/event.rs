@@ -34,6 +34,9 @@ pub enum Reason {
     ForcedOpen,
     /// [`disable`](crate::Breaker::disable) was called.
     Disabled,
+    /// A coordinator outside the breaker decided: [`open_for`](crate::Breaker::open_for)
+    /// or [`close`](crate::Breaker::close) was called.
+    External,
 }
 
 impl Reason {
@@ -48,6 +51,7 @@ impl Reason {
             Self::Reset => "reset",
             Self::ForcedOpen => "forced_open",
             Self::Disabled => "disabled",
+            Self::External => "external",
         }
     }
 }

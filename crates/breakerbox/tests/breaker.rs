@@ -614,3 +614,37 @@ fn metrics_report_time_in_state_and_opens() {
     let m = b.metrics();
     assert_eq!((m.state, m.time_in_state), (State::HalfOpen, Duration::from_secs(1)));
 }
+
+#[test]
+fn open_for_and_close_let_a_coordinator_decide() {
+    let clock = ManualClock::new();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let b = builder(&clock, 3, 1)
+        .on_state_change({
+            let reasons = Arc::clone(&reasons);
+            move |t| reasons.lock().unwrap().push((t.to, t.reason, t.open_for))
+        })
+        .build()
+        .unwrap();
+    let before = b.try_acquire().unwrap();
+    b.open_for(Duration::from_secs(2));
+    before.failure();
+    assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(b.metrics().opens, 1);
+    clock.advance(Duration::from_secs(2));
+    assert!(b.is_half_open());
+    b.open_for(Duration::ZERO);
+    assert!(b.is_half_open(), "a zero wait makes the breaker eligible for a probe at once");
+    b.close();
+    assert!(b.is_closed());
+    assert_eq!(b.metrics().consecutive_failures, 0);
+    use breakerbox::Reason::External;
+    assert_eq!(
+        *reasons.lock().unwrap(),
+        vec![
+            (State::Open, External, Some(Duration::from_secs(2))),
+            (State::Open, External, Some(Duration::ZERO)),
+            (State::Closed, External, None)
+        ]
+    );
+}
