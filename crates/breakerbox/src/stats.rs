@@ -4,10 +4,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use crate::sync::{AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crate::{Outcome, State};
 
+/// One line of counters (40 bytes in a 64-byte line).
 #[derive(Debug, Default)]
+#[repr(align(64))]
 struct Stripe {
     successes: AtomicU64,
     failures: AtomicU64,
@@ -16,11 +18,12 @@ struct Stripe {
     slow: AtomicU64,
 }
 
-/// Per-breaker counters: one stripe per core (rounded up to a power of two), each on
-/// its own cache line. A thread always writes its own stripe; a snapshot sums them.
+/// Per-breaker counters: two stripes per core (rounded up to a power of two, at most
+/// 32), each on its own cache line. Threads take stripes in the order they first
+/// record, so up to that many threads never share a line. A snapshot sums them.
 #[derive(Debug)]
 pub(crate) struct Stats {
-    stripes: Box<[CachePadded<Stripe>]>,
+    stripes: Box<[Stripe]>,
 }
 
 fn stripe_count() -> usize {
@@ -28,7 +31,7 @@ fn stripe_count() -> usize {
     if cfg!(loom) {
         return 1;
     }
-    *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()).next_power_of_two().clamp(1, 64))
+    *COUNT.get_or_init(|| (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two().clamp(2, 32))
 }
 
 thread_local! {
@@ -40,7 +43,7 @@ thread_local! {
 
 impl Stats {
     pub(crate) fn new() -> Self {
-        Self { stripes: (0..stripe_count()).map(|_| CachePadded(Stripe::default())).collect() }
+        Self { stripes: (0..stripe_count()).map(|_| Stripe::default()).collect() }
     }
 
     #[inline(always)]
