@@ -103,12 +103,18 @@ impl OpenWait {
                 let factor = 1u32.checked_shl(opens - 1).unwrap_or(u32::MAX);
                 base.saturating_mul(factor).min(*max)
             }
-            Kind::Custom(f) => f(opens),
+            // User code runs after the transition is published: a panic there must not
+            // leave the breaker without a deadline. It falls back to the default wait.
+            Kind::Custom(f) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(opens))).unwrap_or(Duration::from_secs(30))
+            }
         };
         if self.jitter > 0.0 {
-            // 53 random bits as a fraction in [0, 1).
+            // 53 random bits as a fraction in [0, 1). The product is computed in f64
+            // seconds and converted back without panicking (a wait near Duration::MAX
+            // saturates).
             let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
-            wait.mul_f64(1.0 - self.jitter * unit)
+            Duration::try_from_secs_f64(wait.as_secs_f64() * (1.0 - self.jitter * unit)).unwrap_or(wait)
         } else {
             wait
         }
@@ -141,7 +147,7 @@ pub(crate) fn splitmix64(state: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(breakerbox_loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

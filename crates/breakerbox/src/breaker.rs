@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     deadline: AtomicU64,
     /// When the current state began, on the breaker's clock.
     since: AtomicU64,
+    /// The clock's reading when the breaker was built: deadlines are stored relative to it.
+    base: u64,
     /// Openings since the breaker was built.
     opens: AtomicU64,
     /// A counter for jitter.
@@ -338,6 +340,11 @@ impl Breaker {
     }
 }
 
+// Every field is an atomic, an immutable setting, or a listener whose panics are
+// contained: a breaker observed after a panic is as consistent as before it.
+impl std::panic::UnwindSafe for Breaker {}
+impl std::panic::RefUnwindSafe for Breaker {}
+
 impl Default for Breaker {
     fn default() -> Self {
         Self::new()
@@ -406,7 +413,10 @@ impl Inner {
                         // this generation: it cannot have passed yet.
                         Deadline::Pending => return Err(self.reject(State::Open, None)),
                         // A newer generation stored its deadline: our word is stale.
-                        Deadline::Stale => cur = self.word.load(Ordering::Acquire),
+                        Deadline::Stale => match self.reload(cur) {
+                            Some(actual) => cur = actual,
+                            None => return Err(self.reject(State::Open, None)),
+                        },
                     }
                 }
                 HALF_OPEN if w.in_flight + w.successes < self.probes => {
@@ -431,13 +441,24 @@ impl Inner {
                                 Err(actual) => cur = actual,
                             }
                         }
-                        Deadline::Stale => cur = self.word.load(Ordering::Acquire),
+                        Deadline::Stale => match self.reload(cur) {
+                            Some(actual) => cur = actual,
+                            None => return Err(self.reject(State::HalfOpen, None)),
+                        },
                         _ => return Err(self.reject(State::HalfOpen, None)),
                     }
                 }
                 _ => return Err(self.reject(State::ForcedOpen, None)),
             }
         }
+    }
+
+    /// The state word, if it has moved on from `cur`. A deadline that looks newer than an
+    /// unchanged word was stored by a writer preempted for millions of transitions; it
+    /// is read as not yet stored, never as a reason to spin.
+    fn reload(&self, cur: u64) -> Option<u64> {
+        let actual = self.word.load(Ordering::Acquire);
+        (actual != cur).then_some(actual)
     }
 
     fn reject(&self, state: State, retry_after: Option<u64>) -> Rejected {
@@ -474,15 +495,13 @@ impl Inner {
 
     /// Records the outcome of a permit.
     fn complete(&self, ticket: Ticket, report: Report) {
-        let mut now = None;
-        let duration = match report.duration {
-            Some(d) => Some(nanos(d)),
-            None if self.tracker.needs_time => {
-                let t = self.now();
-                now = Some(t);
-                Some(t.saturating_sub(ticket.start))
-            }
-            None => None,
+        // A policy that needs time reads the clock once per outcome: to time the call
+        // (unless the caller did) and to place it in a time window.
+        let now = self.tracker.needs_time.then(|| self.now());
+        let duration = match (report.duration, now) {
+            (Some(d), _) => Some(nanos(d)),
+            (None, Some(t)) => Some(t.saturating_sub(ticket.start)),
+            (None, None) => None,
         };
         let slow = matches!((self.tracker.slow_nanos, duration), (Some(t), Some(d)) if d >= t);
         self.stats.outcome(report.outcome, slow);
@@ -515,7 +534,8 @@ impl Inner {
             Outcome::Success => false,
             Outcome::Failure => true,
         };
-        if self.tracker.record(generation, failed, duration, now.unwrap_or(0)) {
+        let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;
+        if self.tracker.record(generation, failed, duration, now.unwrap_or(0), still_current) {
             let now = now.unwrap_or_else(|| self.now());
             self.trip(ticket, now, report.retry_after, Reason::Tripped);
         }
@@ -612,7 +632,11 @@ impl Inner {
                 self.store_deadline(next.generation, now.saturating_add(self.probe_lease));
                 None
             }
-            _ => None,
+            // No time to keep, but the tag must follow the generation (see packed.rs).
+            _ => {
+                self.store_deadline(next.generation, now);
+                None
+            }
         };
         // fetch_max: if two transitions race to stamp, the later time wins.
         self.since.fetch_max(now, Ordering::Relaxed);
@@ -656,7 +680,7 @@ impl Inner {
     /// Stores the deadline of `generation`, unless a newer generation already stored one
     /// (this thread may have been preempted after its transition).
     fn store_deadline(&self, generation: u64, deadline: u64) {
-        let new = packed::pack_deadline(generation, deadline);
+        let new = packed::pack_deadline(generation, deadline, self.base);
         let mut cur = self.deadline.load(Ordering::Relaxed);
         while packed::deadline_is_older(cur, generation) {
             // Release pairs with the Acquire loads in acquire_slow and state().
@@ -672,7 +696,7 @@ impl Inner {
     fn deadline(&self, generation: u64) -> Deadline {
         // Acquire pairs with the Release in store_deadline: a thread that reads a newer
         // generation's deadline (Stale) and reloads the state word sees that generation.
-        packed::read_deadline(self.deadline.load(Ordering::Acquire), generation)
+        packed::read_deadline(self.deadline.load(Ordering::Acquire), generation, self.base)
     }
 
     /// The state word, reloaded until no newer deadline contradicts it (an observer
@@ -680,7 +704,10 @@ impl Inner {
     fn observe(&self) -> u64 {
         let mut cur = self.word.load(Ordering::Acquire);
         while Word::kind_of(cur) == OPEN && self.deadline(Word::generation_of(cur)) == Deadline::Stale {
-            cur = self.word.load(Ordering::Acquire);
+            match self.reload(cur) {
+                Some(actual) => cur = actual,
+                None => break,
+            }
         }
         cur
     }
@@ -987,13 +1014,14 @@ impl BreakerBuilder {
             Some(c) => Arc::clone(c),
             None => Arc::new(MonotonicClock::new()),
         };
-        let seed = (&raw const self.probes) as u64 ^ clock.now_nanos();
+        let base = clock.now_nanos();
         let inner = Inner {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),
             deadline: AtomicU64::new(0),
-            since: AtomicU64::new(clock.now_nanos()),
+            since: AtomicU64::new(base),
+            base,
             opens: AtomicU64::new(0),
-            random: AtomicU64::new(seed),
+            random: AtomicU64::new(0),
             tracker: Tracker::new(&self.policy),
             stats: Stats::new(),
             name: self.name.clone(),
@@ -1005,7 +1033,15 @@ impl BreakerBuilder {
             listeners: self.listeners.clone(),
             telemetry: Telemetry::new(&self.name),
         };
-        Breaker { inner: Arc::new(inner) }
+        let inner = Arc::new(inner);
+        // Jitter must differ between breakers built together (every key of a family
+        // opens at once when a shared dependency fails): seed from a process-wide
+        // sequence and the breaker's address.
+        static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let sequence = SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let address = Arc::as_ptr(&inner) as usize as u64;
+        inner.random.store(splitmix64(sequence ^ address.rotate_left(32) ^ base), Ordering::Relaxed);
+        Breaker { inner }
     }
 }
 

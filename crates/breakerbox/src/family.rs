@@ -23,9 +23,11 @@ const SHARDS: usize = 16;
 /// The family is bounded: past [`max_breakers`](BreakerBoxBuilder::max_breakers) keys, a
 /// new key first evicts the breakers idle longer than the
 /// [`idle_timeout`](BreakerBoxBuilder::idle_timeout), then the least recently used
-/// closed breaker. An open breaker is never evicted to make room (that would forget a
-/// known outage), so a family whose every breaker is open grows past the bound until
-/// they close.
+/// evictable one. A breaker is evictable when it is closed or half-open (including an
+/// abandoned open breaker whose wait has passed: the outage it knew about is stale). An
+/// open breaker still in its wait is never evicted (that would forget a known outage),
+/// nor one an operator forced open or disabled; a family whose every breaker is so
+/// grows past the bound until their waits end.
 ///
 /// Each breaker is named `"{template name}/{key}"`.
 ///
@@ -255,8 +257,8 @@ where
         self.entries().into_iter().map(|(k, b)| (k, b.state())).collect()
     }
 
-    /// Evicts the closed breakers not looked up within the idle timeout; returns how
-    /// many were evicted. Without an idle timeout, evicts nothing.
+    /// Evicts the evictable breakers (closed or half-open) not looked up within the idle
+    /// timeout; returns how many were evicted. Without an idle timeout, evicts nothing.
     pub fn retain_recent(&self) -> usize {
         let Some(idle) = self.inner.idle else { return 0 };
         let now = self.now();
@@ -265,7 +267,7 @@ where
         for shard in self.inner.shards.iter() {
             let mut map = write(shard);
             let before = map.len();
-            map.retain(|_, s| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle || !s.breaker.is_closed());
+            map.retain(|_, s| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle || !evictable(&s.breaker));
             evicted += before - map.len();
         }
         evicted
@@ -280,7 +282,7 @@ where
         for (i, shard) in self.inner.shards.iter().enumerate() {
             for (k, s) in read(shard).iter() {
                 let used = s.last_used.load(Ordering::Relaxed);
-                if s.breaker.is_closed() && oldest.as_ref().is_none_or(|(_, _, u)| used < *u) {
+                if evictable(&s.breaker) && oldest.as_ref().is_none_or(|(_, _, u)| used < *u) {
                     oldest = Some((i, k.clone(), used));
                 }
             }
@@ -289,6 +291,11 @@ where
             write(&self.inner.shards[i]).remove(&k);
         }
     }
+}
+
+/// Closed or half-open: nothing lost by forgetting it.
+fn evictable(b: &Breaker) -> bool {
+    matches!(b.state(), State::Closed | State::HalfOpen)
 }
 
 /// Locks for reading. A poisoned lock still holds a consistent map (no user code runs

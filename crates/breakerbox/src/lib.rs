@@ -79,7 +79,7 @@ mod telemetry;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, breakerbox_loom))]
 mod loom_tests;
 
 pub use backoff::OpenWait;

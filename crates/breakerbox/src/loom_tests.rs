@@ -1,7 +1,7 @@
 //! Loom models of the lock-free state word: every interleaving of a few threads, with
 //! the real admission and recording code (the atomics come from `sync.rs`).
 //!
-//! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p breakerbox --release loom`.
+//! Run with `RUSTFLAGS="--cfg breakerbox_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p breakerbox --release loom`.
 
 use std::time::Duration;
 

@@ -28,10 +28,12 @@ pub(crate) struct Stats {
 
 fn stripe_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
-    if cfg!(loom) {
+    if cfg!(breakerbox_loom) {
         return 1;
     }
-    *COUNT.get_or_init(|| (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two().clamp(2, 32))
+    *COUNT.get_or_init(|| {
+        (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two().clamp(2, 32)
+    })
 }
 
 thread_local! {

@@ -1,10 +1,10 @@
 //! The loom shim: every atomic the state machine uses comes from here, so that the loom
-//! models (`RUSTFLAGS="--cfg loom"`) explore the real code's interleavings.
+//! models (`RUSTFLAGS="--cfg breakerbox_loom"`) explore the real code's interleavings.
 
-#[cfg(loom)]
+#[cfg(breakerbox_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 
-#[cfg(not(loom))]
+#[cfg(not(breakerbox_loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Pads and aligns a value to two cache lines, so that two hot atomics never share one

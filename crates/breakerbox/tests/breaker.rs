@@ -37,9 +37,9 @@ fn default_breaker_is_useful() {
     assert!(b.is_open());
     let r = b.try_acquire().unwrap_err();
     let after = r.retry_after().unwrap();
-    // Deadlines have microsecond resolution, rounded up.
+    // Deadlines have millisecond resolution, rounded up.
     assert!(
-        after <= Duration::from_secs(30) + Duration::from_micros(1) && after > Duration::from_secs(29),
+        after <= Duration::from_secs(30) + Duration::from_millis(1) && after > Duration::from_secs(29),
         "{after:?}"
     );
 }

@@ -458,7 +458,7 @@ fn waits_of(wait: OpenWait, openings: usize) -> Vec<Duration> {
     record_all(&b, &[F]);
     for _ in 1..openings {
         let wait = waits.lock().unwrap().last().copied().unwrap();
-        clock.advance(wait + Duration::from_micros(1));
+        clock.advance(wait + Duration::from_millis(1)); // deadlines round up to the millisecond
         b.try_acquire().unwrap().failure(); // the probe fails: a consecutive opening
     }
     waits.lock().unwrap().clone()
@@ -547,19 +547,21 @@ fn max_breakers_bounds_the_family() {
 #[test]
 fn idle_timeout_evicts_idle_closed_breakers() {
     let clock = ManualClock::new();
-    let idle = BreakerBox::<u32>::builder(base(&clock)).idle_timeout(Duration::from_secs(10)).build().unwrap();
+    let idle = BreakerBox::<u32>::builder(base(&clock)).idle_timeout(WAIT / 2).build().unwrap();
     let forever = BreakerBox::<u32>::builder(base(&clock)).build().unwrap();
     for family in [&idle, &forever] {
         for key in 0..3 {
             family.get(&key);
         }
-        family.get(&3).try_acquire().unwrap().failure(); // open: kept
+        family.get(&3).try_acquire().unwrap().failure(); // open: kept while its wait runs
     }
-    clock.advance(Duration::from_secs(9));
+    clock.advance(WAIT / 2 - Duration::from_millis(1));
     assert_eq!(idle.retain_recent(), 0);
-    clock.advance(Duration::from_secs(1));
+    clock.advance(Duration::from_millis(1));
     assert_eq!(idle.retain_recent(), 3);
-    assert_eq!(idle.states(), [(3, State::HalfOpen)], "the tripped breaker is kept");
+    assert_eq!(idle.states(), [(3, State::Open)], "the tripped breaker is kept");
+    clock.advance(WAIT / 2);
+    assert_eq!(idle.retain_recent(), 1, "abandoned once its wait has passed");
     assert_eq!(forever.retain_recent(), 0);
     assert_eq!(forever.len(), 4);
 }

@@ -75,11 +75,18 @@ impl Tracker {
 
     /// Records a counted outcome of `generation`; returns whether the policy trips.
     #[inline]
-    pub(crate) fn record(&self, generation: u64, failed: bool, duration: Option<u64>, now: u64) -> bool {
+    pub(crate) fn record(
+        &self,
+        generation: u64,
+        failed: bool,
+        duration: Option<u64>,
+        now: u64,
+        still_current: impl Fn() -> bool,
+    ) -> bool {
         let mut trip = false;
         if let Some(streak) = &self.streak {
             if failed {
-                trip |= streak.failure(generation);
+                trip |= streak.failure(generation, &still_current);
             } else {
                 streak.success(generation);
             }
@@ -87,7 +94,7 @@ impl Tracker {
         for rate in self.rates.iter() {
             let slow = rate.slow_nanos.is_some_and(|t| duration.is_some_and(|d| d >= t));
             match &rate.window {
-                RateWindow::Calls(w) => w.record(generation, failed, slow),
+                RateWindow::Calls(w) => w.record(generation, failed, slow, &still_current),
                 RateWindow::Time(w) => w.record(generation, now, failed, slow),
             }
             let counts_against = if rate.slow_nanos.is_some() { slow } else { failed };

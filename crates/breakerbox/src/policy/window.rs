@@ -68,24 +68,20 @@ fn count_bits(map: &[AtomicU64], slots: u64) -> u64 {
     total
 }
 
-/// Whether a 24-bit tag `t` is newer than `generation`'s.
-fn is_newer(t: u64, generation: u64) -> bool {
-    let diff = t.wrapping_sub(generation & TAG_MASK) & TAG_MASK;
-    diff != 0 && diff < 1 << (TAG_BITS - 1)
-}
-
 impl CountWindow {
     pub(crate) fn new(size: u32) -> Self {
         let size = u64::from(size.max(1));
         Self { size, cursor: AtomicU64::new(0), failed: bitmap(size), slow: bitmap(size) }
     }
 
-    pub(crate) fn record(&self, generation: u64, failed: bool, slow: bool) {
+    /// Records a call of `generation`. A cursor of another generation is older (start
+    /// afresh) or newer (this outcome is late), as `still_current` tells.
+    pub(crate) fn record(&self, generation: u64, failed: bool, slow: bool, still_current: impl Fn() -> bool) {
         let tag = generation & TAG_MASK;
         let mut cur = self.cursor.load(Ordering::Relaxed);
         let claimed = loop {
             let t = cur >> COUNT_BITS;
-            if is_newer(t, generation) {
+            if t != tag && !still_current() {
                 return; // late outcome of an older generation
             }
             let n = if t == tag { cur & COUNT_MASK } else { 0 };
@@ -202,7 +198,7 @@ fn bump(word: &AtomicU64, k: u64, add: impl Fn(u64) -> Option<u64>) -> bool {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(breakerbox_loom)))]
 mod tests {
     use super::*;
 
@@ -210,13 +206,13 @@ mod tests {
     fn count_window_slides() {
         let w = CountWindow::new(4);
         for failed in [true, true, false, false] {
-            w.record(0, failed, false);
+            w.record(0, failed, false, || true);
         }
         assert_eq!(w.counts(0), Counts { calls: 4, failures: 2, slow: 0 });
-        w.record(0, false, true); // evicts the first failure
+        w.record(0, false, true, || true); // evicts the first failure
         assert_eq!(w.counts(0), Counts { calls: 4, failures: 1, slow: 1 });
         for _ in 0..100 {
-            w.record(0, false, false);
+            w.record(0, false, false, || true);
         }
         assert_eq!(w.counts(0), Counts { calls: 4, failures: 0, slow: 0 });
     }
@@ -224,15 +220,15 @@ mod tests {
     #[test]
     fn count_window_partial_fill_counts_only_recorded_slots() {
         let w = CountWindow::new(100);
-        w.record(3, true, false);
-        w.record(3, false, false);
+        w.record(3, true, false, || true);
+        w.record(3, false, false, || true);
         assert_eq!(w.counts(3), Counts { calls: 2, failures: 1, slow: 0 });
         // A new generation starts empty, even though the bits are still set.
         assert_eq!(w.counts(4), Counts::default());
-        w.record(4, false, false);
+        w.record(4, false, false, || true);
         assert_eq!(w.counts(4), Counts { calls: 1, failures: 0, slow: 0 });
         // A late record from generation 3 is dropped.
-        w.record(3, true, true);
+        w.record(3, true, true, || false);
         assert_eq!(w.counts(4), Counts { calls: 1, failures: 0, slow: 0 });
     }
 

@@ -18,13 +18,16 @@
 //! # The deadline word (`u64`)
 //!
 //! ```text
-//!  bits  0..48  deadline     in microseconds of the breaker's clock, rounded up
-//!  bits 48..64  tag          the low 16 bits of the generation it belongs to
+//!  bits  0..40  deadline     milliseconds since the breaker was built, rounded up
+//!                            (34 years; later deadlines saturate)
+//!  bits 40..64  tag          the low 24 bits of the generation it belongs to
 //! ```
 //!
 //! While Open it is the end of the open wait; while HalfOpen it is the end of the probe
-//! lease. The tag lets a reader tell a deadline of its own generation from a stale one,
-//! and lets a writer that lost a race never overwrite a newer deadline.
+//! lease; in other states it holds no time, only the tag. Every transition stores it,
+//! so its tag never lags the state word by more than the transitions in flight. The
+//! tag lets a reader tell its own generation's deadline from a stale one, and a writer
+//! preempted after its transition never overwrite a newer deadline.
 
 pub(crate) const CLOSED: u64 = 0;
 pub(crate) const OPEN: u64 = 1;
@@ -104,22 +107,28 @@ impl Word {
     }
 }
 
-const DEADLINE_BITS: u32 = 48;
+const DEADLINE_BITS: u32 = 40;
 const DEADLINE_MASK: u64 = (1 << DEADLINE_BITS) - 1;
+const TAG_MASK: u64 = (1 << 24) - 1;
+const MILLI: u64 = 1_000_000;
 
-/// Packs a deadline (nanoseconds) for `generation`, rounded up to the next microsecond and
-/// saturating at the end of the 48-bit range (about 8.9 years of clock time).
+/// Packs a deadline (nanoseconds of the breaker's clock) for `generation`, relative to
+/// `base` (the clock at build), rounded up to the next millisecond and saturating.
 #[inline]
-pub(crate) const fn pack_deadline(generation: u64, deadline_nanos: u64) -> u64 {
-    let micros = deadline_nanos.div_ceil(1_000);
-    let micros = if micros > DEADLINE_MASK { DEADLINE_MASK } else { micros };
-    ((generation & 0xffff) << DEADLINE_BITS) | micros
+pub(crate) const fn pack_deadline(generation: u64, deadline_nanos: u64, base: u64) -> u64 {
+    let millis = deadline_nanos.saturating_sub(base).div_ceil(MILLI);
+    let millis = if millis > DEADLINE_MASK { DEADLINE_MASK } else { millis };
+    ((generation & TAG_MASK) << DEADLINE_BITS) | millis
 }
 
-/// The deadline (nanoseconds) if the word belongs to `generation`.
+/// The deadline (nanoseconds of the breaker's clock) if the word belongs to `generation`.
 #[inline]
-pub(crate) const fn deadline_for(raw: u64, generation: u64) -> Option<u64> {
-    if raw >> DEADLINE_BITS == generation & 0xffff { Some((raw & DEADLINE_MASK) * 1_000) } else { None }
+pub(crate) const fn deadline_for(raw: u64, generation: u64, base: u64) -> Option<u64> {
+    if raw >> DEADLINE_BITS == generation & TAG_MASK {
+        Some(base.saturating_add((raw & DEADLINE_MASK) * MILLI))
+    } else {
+        None
+    }
 }
 
 /// What the deadline word says about `generation`.
@@ -131,14 +140,14 @@ pub(crate) enum Deadline {
     /// generation has not stored its own yet.
     Pending,
     /// The word holds a newer generation's deadline: the state word this generation
-    /// came from is stale; load it again.
+    /// came from may be stale; load it again.
     Stale,
 }
 
 /// Reads the deadline word `raw` for `generation`.
 #[inline]
-pub(crate) const fn read_deadline(raw: u64, generation: u64) -> Deadline {
-    match deadline_for(raw, generation) {
+pub(crate) const fn read_deadline(raw: u64, generation: u64, base: u64) -> Deadline {
+    match deadline_for(raw, generation, base) {
         Some(d) => Deadline::At(d),
         None if deadline_is_older(raw, generation) => Deadline::Pending,
         None => Deadline::Stale,
@@ -146,12 +155,12 @@ pub(crate) const fn read_deadline(raw: u64, generation: u64) -> Deadline {
 }
 
 /// Whether the tag of `raw` is older than `generation` (serial-number arithmetic on
-/// 16 bits): a writer may replace only a deadline that is older than its own.
+/// 24 bits): a writer may replace only a deadline that is older than its own.
 #[inline]
 pub(crate) const fn deadline_is_older(raw: u64, generation: u64) -> bool {
     let tag = raw >> DEADLINE_BITS;
-    let diff = (generation & 0xffff).wrapping_sub(tag) & 0xffff;
-    diff != 0 && diff < 0x8000
+    let diff = (generation & TAG_MASK).wrapping_sub(tag) & TAG_MASK;
+    diff != 0 && diff < 1 << 23
 }
 
 #[cfg(test)]
@@ -170,11 +179,12 @@ mod tests {
         }
 
         #[test]
-        fn deadline_roundtrips_to_the_microsecond(generation in any::<u64>(), nanos in 0u64..(1 << 47) * 1000) {
-            let raw = pack_deadline(generation, nanos);
-            let back = deadline_for(raw, generation).unwrap();
-            prop_assert!(back >= nanos && back - nanos < 1_000);
-            prop_assert!(deadline_for(raw, generation.wrapping_add(1)).is_none());
+        fn deadline_roundtrips_to_the_millisecond(generation in any::<u64>(), base in any::<u64>(), offset in 0u64..(1 << 39) * MILLI) {
+            let nanos = base.saturating_add(offset);
+            let raw = pack_deadline(generation, nanos, base);
+            let back = deadline_for(raw, generation, base).unwrap();
+            prop_assert!(back >= nanos && back - nanos < MILLI || back == u64::MAX);
+            prop_assert!(deadline_for(raw, generation.wrapping_add(1), base).is_none());
         }
     }
 
@@ -189,15 +199,23 @@ mod tests {
 
     #[test]
     fn deadline_saturates_instead_of_overflowing() {
-        let raw = pack_deadline(1, u64::MAX);
-        assert_eq!(deadline_for(raw, 1), Some(DEADLINE_MASK * 1_000));
+        let raw = pack_deadline(1, u64::MAX, 0);
+        assert_eq!(deadline_for(raw, 1, 0), Some(DEADLINE_MASK * MILLI));
+        assert_eq!(deadline_for(pack_deadline(1, u64::MAX, u64::MAX - 5), 1, u64::MAX - 5), Some(u64::MAX));
+    }
+
+    #[test]
+    fn deadlines_far_from_the_clock_origin_keep_their_value() {
+        let base = 10 * 365 * 86_400 * 1_000_000_000u64; // a clock 10 years past its origin
+        let raw = pack_deadline(3, base + 30 * MILLI * 1000, base);
+        assert_eq!(deadline_for(raw, 3, base), Some(base + 30 * MILLI * 1000));
     }
 
     #[test]
     fn older_tags_are_detected_across_the_wrap() {
-        assert!(deadline_is_older(pack_deadline(5, 0), 6));
-        assert!(!deadline_is_older(pack_deadline(6, 0), 6));
-        assert!(!deadline_is_older(pack_deadline(7, 0), 6));
-        assert!(deadline_is_older(pack_deadline(0xffff, 0), 0x1_0000));
+        assert!(deadline_is_older(pack_deadline(5, 0, 0), 6));
+        assert!(!deadline_is_older(pack_deadline(6, 0, 0), 6));
+        assert!(!deadline_is_older(pack_deadline(7, 0, 0), 6));
+        assert!(deadline_is_older(pack_deadline(TAG_MASK, 0, 0), TAG_MASK + 1));
     }
 }

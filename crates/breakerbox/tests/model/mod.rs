@@ -14,7 +14,7 @@
 //!   failures / calls >= threshold.
 //! - Open for the open wait (fixed, or base doubling per consecutive opening up to max,
 //!   lengthened to a retry-after hint up to the limit), deadline rounded up to the
-//!   microsecond. The first acquire once it has passed moves to HalfOpen and takes a
+//!   millisecond. The first acquire once it has passed moves to HalfOpen and takes a
 //!   probe slot; `state()` already reports HalfOpen before that.
 //! - HalfOpen admits while in_flight + successes < probes; closes after `probes`
 //!   successes; any failure reopens; ignored or dropped frees the slot. If every slot is
@@ -179,10 +179,10 @@ pub(crate) struct Model {
     pub(crate) last: Observed,
 }
 
-/// Rounds a deadline up to the next whole microsecond.
-fn round_up_to_micros(nanos: u128) -> u64 {
-    let micros = nanos.div_ceil(1_000);
-    u64::try_from(micros * 1_000).unwrap_or(u64::MAX)
+/// Rounds a deadline up to the next whole millisecond (the breaker is built at time 0).
+fn round_up_to_millis(nanos: u128) -> u64 {
+    let millis = nanos.div_ceil(1_000_000);
+    u64::try_from(millis * 1_000_000).unwrap_or(u64::MAX)
 }
 
 impl Model {
@@ -323,7 +323,7 @@ impl Model {
     fn enter_half_open(&mut self) {
         self.enter(MState::HalfOpen);
         let lease = u128::from(self.config.probe_lease_ms) * u128::from(NANOS_PER_MS);
-        self.lease_until = round_up_to_micros(u128::from(self.now) + lease);
+        self.lease_until = round_up_to_millis(u128::from(self.now) + lease);
     }
 
     fn open(&mut self, hint: Option<u64>) {
@@ -335,7 +335,7 @@ impl Model {
             let limit = u128::from(self.config.retry_after_limit_ms) * u128::from(NANOS_PER_MS);
             wait = wait.max(u128::from(h).min(limit));
         }
-        self.open_until = round_up_to_micros(u128::from(self.now) + wait);
+        self.open_until = round_up_to_millis(u128::from(self.now) + wait);
     }
 
     fn record(&mut self, p: MPermit, outcome: MOutcome, hint: Option<u64>) {
