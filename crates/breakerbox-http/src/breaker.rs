@@ -1,0 +1,812 @@
+//! `HttpBreaker`: the original's `CircuitBreaker` over any client, and its builder.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use breakerbox::{
+    Breaker, BreakerBox, BreakerBuilder, Clock, Metrics, MonotonicClock, OpenWait, Outcome, Policy, Recorded, Rejected,
+    Report, State, Transition,
+};
+use bytes::Bytes;
+use http::{Method, Uri};
+
+use crate::classify::retry_after;
+use crate::fallback::Fallback;
+use crate::method::{Entry, Kind as HandlerKind};
+use crate::retry::RetryState;
+use crate::{
+    Attempt, Classifier, ConfigError, Failure, FallbackOn, Handler, HttpClient, HttpError, HttpResponse, Methods,
+    Request, Retry,
+};
+
+type StatusFn<R> = dyn Fn(&R) -> http::StatusCode + Send + Sync;
+type Response<C> = <C as HttpClient>::Response;
+/// What a request through the breaker ends in.
+type Output<C> = Result<<C as HttpClient>::Response, HttpError<<C as HttpClient>::Error>>;
+
+/// A circuit breaker over an HTTP client: the original's `CircuitBreaker`, made
+/// thread-safe, over any client.
+///
+/// [`new`](Self::new) has the original's constructor and semantics: after
+/// `error_threshold` consecutive failures (any status but 200, or a transport error) the
+/// circuit opens, and requests fail fast with [`HttpError::CircuitOpen`] until
+/// `time_window` has passed; then one trial request goes through, and closes the
+/// circuit if it succeeds or opens it again if it fails. [`builder`](Self::builder)
+/// gives everything else.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use breakerbox_http::{HttpBreaker, HttpError};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let breaker = HttpBreaker::new(reqwest::Client::new(), 3, Duration::from_secs(10))?;
+/// match breaker.do_request("get", "http://127.0.0.1:8080/stock/42").await {
+///     Ok(response) => println!("{}", response.status()), // may be a 500: it was counted
+///     Err(HttpError::CircuitOpen(rejected)) => println!("down; retry in {:?}", rejected.retry_after()),
+///     Err(e) => println!("{e}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Clone
+///
+/// Clones share the breakers, the retry budget and the settings; each clone has its own
+/// copy of the method table (edit it before cloning to change them all).
+///
+/// # Thread safety
+///
+/// Every request method takes `&self`: share one breaker (or clones) between tasks and
+/// threads. A closed breaker admits a request with one atomic load.
+pub struct HttpBreaker<C: HttpClient> {
+    client: C,
+    methods: Methods<C>,
+    shared: Arc<Shared<C>>,
+}
+
+struct Shared<C: HttpClient> {
+    breakers: Breakers,
+    classifier: Classifier,
+    status: Option<Arc<StatusFn<C::Response>>>,
+    fallback: Option<Fallback<C::Response, C::Error>>,
+    retry: Option<RetryState>,
+}
+
+enum Breakers {
+    One(Breaker),
+    /// One breaker per scheme, host and port; `blank` is a breaker that never serves a
+    /// request, for the name and the zero metrics.
+    PerHost {
+        family: BreakerBox<String>,
+        blank: Breaker,
+    },
+}
+
+/// A breaker borrowed from the single-breaker setup, or owned from the per-host family.
+enum BreakerRef<'a> {
+    Borrowed(&'a Breaker),
+    Owned(Breaker),
+}
+
+impl Deref for BreakerRef<'_> {
+    type Target = Breaker;
+
+    fn deref(&self) -> &Breaker {
+        match self {
+            Self::Borrowed(b) => b,
+            Self::Owned(b) => b,
+        }
+    }
+}
+
+/// A client call, not yet awaited.
+enum Call<A, B> {
+    Execute(A),
+    Custom(B),
+}
+
+/// A request that passed the checks: its method's entry, its breaker, and what the
+/// request is built from (a URI for `do_request`, the request itself for `send`).
+///
+/// The request is built inside the future, right before it is handed to the client, so
+/// that the future does not carry it across its awaits.
+struct Target<'a, C: HttpClient, T> {
+    entry: &'a Entry<C>,
+    breaker: BreakerRef<'a>,
+    payload: T,
+}
+
+impl<C: HttpClient> HttpBreaker<C> {
+    /// The original's constructor: opens after `error_threshold` consecutive failures,
+    /// stays open for `time_window`, then lets one trial request through. Only status
+    /// 200 is a success ([`Classifier::only_200`]).
+    ///
+    /// # Errors
+    ///
+    /// A zero `error_threshold` or `time_window`.
+    pub fn new(client: C, error_threshold: u32, time_window: Duration) -> Result<Self, ConfigError> {
+        Self::builder(client)
+            .policy(Policy::consecutive_failures(error_threshold))
+            .open_wait(OpenWait::fixed(time_window))
+            .classifier(Classifier::only_200())
+            .build()
+    }
+
+    /// A builder: any policy and open wait, a classifier, a fallback, retries, one
+    /// breaker per host, a name, listeners. See [`HttpBreakerBuilder`].
+    pub fn builder(client: C) -> HttpBreakerBuilder<C> {
+        HttpBreakerBuilder::with_client(client)
+    }
+
+    /// Sends a `method` request to `url` through the breaker (the original's call).
+    ///
+    /// `method` is looked up in the [method table](Self::methods) without regard to
+    /// case. The method and the URL are checked when this is called, before the breaker
+    /// is consulted; the request is sent when the future is awaited.
+    ///
+    /// # Errors
+    ///
+    /// - [`HttpError::InvalidMethod`]: `method` is not in the table;
+    /// - [`HttpError::InvalidUrl`]: `url` is not an `http` or `https` URL with a host;
+    /// - [`HttpError::CircuitOpen`]: the breaker refused the request (unless the
+    ///   fallback takes rejections);
+    /// - [`HttpError::Transport`]: the client's error, after any retries (unless the
+    ///   fallback takes failures).
+    ///
+    /// A response with a failing status is `Ok`: it is counted, and given back as the
+    /// client gave it (or to the fallback, if it takes failures).
+    pub fn do_request(&self, method: &str, url: &str) -> impl Future<Output = Output<C>> + Send + use<'_, C> {
+        self.run(self.target_url(method, url), |method, uri| {
+            let mut request = Request::new(Bytes::new());
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri;
+            request
+        })
+    }
+
+    /// Sends a full request (method, URL, headers, body) through the same breaker and
+    /// the same method table as [`do_request`](Self::do_request).
+    ///
+    /// The request's extensions go with the first attempt only.
+    ///
+    /// # Errors
+    ///
+    /// As [`do_request`](Self::do_request).
+    pub fn send<B: Into<Bytes>>(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = Output<C>> + Send + use<'_, C, B> {
+        self.run(self.target_request(request.map(Into::into)), |method, mut request| {
+            *request.method_mut() = method.clone();
+            request
+        })
+    }
+
+    /// The state. With one breaker per host: the worst among the hosts (open if any
+    /// host is open, else half-open if any is, else closed).
+    pub fn state(&self) -> State {
+        match &self.shared.breakers {
+            Breakers::One(b) => b.state(),
+            Breakers::PerHost { family, .. } => {
+                family.states().into_iter().map(|(_, s)| s).max_by_key(|s| severity(*s)).unwrap_or(State::Closed)
+            }
+        }
+    }
+
+    /// Whether requests are being refused (open or forced open); with one breaker per
+    /// host, whether any host's are.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state(), State::Open | State::ForcedOpen)
+    }
+
+    /// Whether the breaker is half-open. As in the original, an open breaker whose
+    /// window has passed reports half-open before any request arrives.
+    pub fn is_half_open(&self) -> bool {
+        self.state() == State::HalfOpen
+    }
+
+    /// Whether the breaker is closed (with one breaker per host: every host's is).
+    pub fn is_closed(&self) -> bool {
+        self.state() == State::Closed
+    }
+
+    /// Closes the breaker (every host's) and clears its counters of failures (the
+    /// original's `clear_state`).
+    pub fn clear_state(&self) {
+        match &self.shared.breakers {
+            Breakers::One(b) => b.reset(),
+            Breakers::PerHost { family, .. } => family.entries().iter().for_each(|(_, b)| b.reset()),
+        }
+    }
+
+    /// A snapshot of the state and counters. With one breaker per host: the counters
+    /// summed over the hosts, the longest streak of failures, and the state, time in
+    /// state and rates of the worst host.
+    pub fn metrics(&self) -> Metrics {
+        match &self.shared.breakers {
+            Breakers::One(b) => b.metrics(),
+            Breakers::PerHost { family, blank } => {
+                let all: Vec<Metrics> = family.entries().iter().map(|(_, b)| b.metrics()).collect();
+                let Some(worst) = all.iter().max_by_key(|m| severity(m.state)) else { return blank.metrics() };
+                let mut sum = worst.clone();
+                sum.successes = all.iter().map(|m| m.successes).sum();
+                sum.failures = all.iter().map(|m| m.failures).sum();
+                sum.ignored = all.iter().map(|m| m.ignored).sum();
+                sum.rejected = all.iter().map(|m| m.rejected).sum();
+                sum.slow_calls = all.iter().map(|m| m.slow_calls).sum();
+                sum.opens = all.iter().map(|m| m.opens).sum();
+                sum.probes_in_flight = all.iter().map(|m| m.probes_in_flight).sum();
+                sum.consecutive_failures = all.iter().map(|m| m.consecutive_failures).max().unwrap_or(0);
+                sum
+            }
+        }
+    }
+
+    /// The breaker's name (per host, each host's breaker is named `"{name}/{host}"`).
+    pub fn name(&self) -> &str {
+        match &self.shared.breakers {
+            Breakers::One(b) => b.name(),
+            Breakers::PerHost { blank, .. } => blank.name(),
+        }
+    }
+
+    /// The method table.
+    pub fn methods(&self) -> &Methods<C> {
+        &self.methods
+    }
+
+    /// The method table, to add, replace and remove methods (the original's
+    /// `_methods`).
+    pub fn methods_mut(&mut self) -> &mut Methods<C> {
+        &mut self.methods
+    }
+
+    /// The client.
+    pub fn client(&self) -> &C {
+        &self.client
+    }
+
+    /// The core breaker, when there is one for every host; `None` with one breaker per
+    /// host (see [`breaker_for`](Self::breaker_for)).
+    pub fn breaker(&self) -> Option<&Breaker> {
+        match &self.shared.breakers {
+            Breakers::One(b) => Some(b),
+            Breakers::PerHost { .. } => None,
+        }
+    }
+
+    /// The core breaker that guards requests to `url` (created on first use, per host).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::InvalidUrl`].
+    pub fn breaker_for(&self, url: &str) -> Result<Breaker, HttpError<C::Error>> {
+        let uri: Uri = url.parse().map_err(|_| invalid_url(url, NOT_A_URI))?;
+        let breaker = self.shared.breaker_for(&uri).map_err(|reason| invalid_url(url, reason))?;
+        Ok(breaker.clone())
+    }
+
+    /// The state of each host's breaker, as `("http://host:port", state)`, sorted by
+    /// host; empty unless the breaker keeps one breaker per host.
+    pub fn host_states(&self) -> Vec<(String, State)> {
+        match &self.shared.breakers {
+            Breakers::One(_) => Vec::new(),
+            Breakers::PerHost { family, .. } => {
+                let mut states = family.states();
+                states.sort_by(|a, b| a.0.cmp(&b.0));
+                states
+            }
+        }
+    }
+
+    fn lookup(&self, method: &str) -> Result<&Entry<C>, HttpError<C::Error>> {
+        self.methods.lookup(method).ok_or_else(|| HttpError::InvalidMethod {
+            method: method.to_owned(),
+            valid: self.methods.names().into_iter().map(String::from).collect(),
+        })
+    }
+
+    fn target_url(&self, method: &str, url: &str) -> Result<Target<'_, C, Uri>, HttpError<C::Error>> {
+        let entry = self.lookup(method)?;
+        let uri: Uri = url.parse().map_err(|_| invalid_url(url, NOT_A_URI))?;
+        let breaker = self.shared.breaker_for(&uri).map_err(|reason| invalid_url(url, reason))?;
+        Ok(Target { entry, breaker, payload: uri })
+    }
+
+    fn target_request(&self, request: Request) -> Result<Target<'_, C, Request>, HttpError<C::Error>> {
+        let entry = self.lookup(request.method().as_str())?;
+        let breaker = self.shared.breaker_for(request.uri()).map_err(|reason| {
+            let url = request.uri().to_string();
+            invalid_url(&url, reason)
+        })?;
+        Ok(Target { entry, breaker, payload: request })
+    }
+
+    /// Sends a checked request: the first attempt through the breaker, then (boxed, off
+    /// the fast path) any retries, then the fallback.
+    async fn run<T>(
+        &self,
+        target: Result<Target<'_, C, T>, HttpError<C::Error>>,
+        build: impl FnOnce(&Method, T) -> Request,
+    ) -> Output<C> {
+        let Target { entry, breaker, payload } = target?;
+        let shared = &*self.shared;
+        let permit = match breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(rejected) => return shared.rejected(rejected),
+        };
+        // The request lives only in this block: it moves straight into the client's
+        // future, so the future of `run` does not also carry it (a local still in scope
+        // at an await keeps its room in the future, moved or not).
+        let (retry, next, call) = {
+            let request = build(&entry.method, payload);
+            let retry = shared.retry.as_ref().and_then(|r| {
+                r.deposit();
+                r.applies_to(request.method()).then_some(r)
+            });
+            // Kept aside for a retry, before the request goes to the client.
+            let next = retry.map(|_| Box::new(copy(&request)));
+            let call = match &entry.handler.kind {
+                HandlerKind::Send => Call::Execute(self.client.execute(request)),
+                HandlerKind::Map(f) => Call::Execute(self.client.execute(f(request))),
+                HandlerKind::Custom(f) => Call::Custom(f(&self.client, request)),
+            };
+            (retry, next, call)
+        };
+        let result = match call {
+            Call::Execute(future) => future.await,
+            Call::Custom(future) => future.await,
+        };
+        let (report, hint) = shared.classify(&result);
+        permit.record(report);
+        if report.outcome() != Outcome::Failure {
+            return result.map_err(HttpError::Transport);
+        }
+        match (retry, next) {
+            (Some(retry), Some(next)) => {
+                Box::pin(self.retry(retry, &entry.handler, &breaker, *next, result, hint)).await
+            }
+            _ => shared.failed(result),
+        }
+    }
+
+    /// Retries after the first attempt failed with `result`. Every attempt goes through
+    /// the breaker; a rejection ends the request at once (the breaker just said the
+    /// server is down).
+    async fn retry(
+        &self,
+        retry: &RetryState,
+        handler: &Handler<C>,
+        breaker: &Breaker,
+        mut request: Request,
+        mut result: Result<C::Response, C::Error>,
+        mut hint: Option<Duration>,
+    ) -> Output<C> {
+        let mut attempt = 1;
+        while retry.has_attempts_after(attempt) {
+            let Some(wait) = retry.next_wait(attempt, hint) else { break };
+            drop(result);
+            self.client.sleep(wait).await;
+            attempt += 1;
+            let next = retry.has_attempts_after(attempt).then(|| copy(&request));
+            let permit = match breaker.try_acquire() {
+                Ok(permit) => permit,
+                Err(rejected) => return self.shared.rejected(rejected),
+            };
+            result = handler.call(&self.client, request).await;
+            let report;
+            (report, hint) = self.shared.classify(&result);
+            permit.record(report);
+            if report.outcome() != Outcome::Failure {
+                return result.map_err(HttpError::Transport);
+            }
+            match next {
+                Some(next) => request = next,
+                None => break,
+            }
+        }
+        self.shared.failed(result)
+    }
+}
+
+impl<C: HttpClient> Shared<C> {
+    fn breaker_for(&self, uri: &Uri) -> Result<BreakerRef<'_>, &'static str> {
+        let scheme = uri.scheme_str().ok_or("no scheme: expected http:// or https://")?;
+        let default_port = if scheme.eq_ignore_ascii_case("http") {
+            80
+        } else if scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            return Err("unsupported scheme: expected http or https");
+        };
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or("no host")?;
+        match &self.breakers {
+            Breakers::One(b) => Ok(BreakerRef::Borrowed(b)),
+            Breakers::PerHost { family, .. } => {
+                let port = uri.port_u16().unwrap_or(default_port);
+                let key = format!("{}://{}:{port}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase());
+                Ok(BreakerRef::Owned(family.get(key.as_str())))
+            }
+        }
+    }
+
+    /// The report for the breaker, and the `Retry-After` of a failed 429 or 503.
+    fn classify(&self, result: &Result<C::Response, C::Error>) -> (Report, Option<Duration>) {
+        match result {
+            Ok(response) => {
+                let status = match &self.status {
+                    Some(f) => f(response),
+                    None => response.status(),
+                };
+                let headers = response.headers();
+                let outcome = self.classifier.classify(&Attempt::Response { status, headers });
+                if outcome != Outcome::Failure {
+                    return (Report::new(outcome), None);
+                }
+                match retry_after(status, headers, SystemTime::now()) {
+                    Some(hint) => (Report::failure().with_retry_after(hint), Some(hint)),
+                    None => (Report::failure(), None),
+                }
+            }
+            Err(error) => {
+                let attempt = Attempt::Error { kind: C::error_kind(error), error };
+                (Report::new(self.classifier.classify(&attempt)), None)
+            }
+        }
+    }
+
+    fn rejected(&self, rejected: Rejected) -> Output<C> {
+        match &self.fallback {
+            Some(fallback) if fallback.on.rejections() => (fallback.f)(Failure::Rejected(rejected)),
+            _ => Err(HttpError::CircuitOpen(rejected)),
+        }
+    }
+
+    fn failed(&self, result: Result<C::Response, C::Error>) -> Output<C> {
+        match &self.fallback {
+            Some(fallback) if fallback.on.failures() => (fallback.f)(match result {
+                Ok(response) => Failure::Response(response),
+                Err(error) => Failure::Transport(error),
+            }),
+            _ => result.map_err(HttpError::Transport),
+        }
+    }
+}
+
+const NOT_A_URI: &str = "not a valid URI";
+
+fn invalid_url<E>(url: &str, reason: &'static str) -> HttpError<E> {
+    HttpError::InvalidUrl { url: url.to_owned(), reason }
+}
+
+/// How bad a state is, to report the worst of several.
+fn severity(state: State) -> u8 {
+    match state {
+        State::ForcedOpen => 4,
+        State::Open => 3,
+        State::HalfOpen => 2,
+        State::Closed => 1,
+        _ => 0,
+    }
+}
+
+/// A copy of a request for the next attempt (extensions cannot be copied).
+fn copy(request: &Request) -> Request {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+impl<C: HttpClient + Clone> Clone for HttpBreaker<C> {
+    fn clone(&self) -> Self {
+        Self { client: self.client.clone(), methods: self.methods.clone(), shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<C: HttpClient + fmt::Debug> fmt::Debug for HttpBreaker<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBreaker")
+            .field("name", &self.name())
+            .field("state", &self.state())
+            .field("per_host", &matches!(self.shared.breakers, Breakers::PerHost { .. }))
+            .field("classifier", &self.shared.classifier)
+            .field("retry", &self.shared.retry)
+            .field("fallback", &self.shared.fallback)
+            .field("methods", &self.methods)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+// ===== impl HttpBreakerBuilder =====
+
+/// Builds an [`HttpBreaker`] (or, for a blocking client, a
+/// [`blocking::HttpBreaker`](crate::blocking::HttpBreaker): `T` is what
+/// [`build`](HttpBreakerBuilder::build) returns).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use breakerbox::{OpenWait, Policy};
+/// use breakerbox_http::{Classifier, FallbackOn, HttpBreaker, Retry};
+///
+/// let breaker = HttpBreaker::builder(reqwest::Client::new())
+///     .name("inventory")
+///     .policy(Policy::failure_rate(0.5).over_calls(50).min_calls(10))
+///     .open_wait(OpenWait::exponential(Duration::from_secs(1), Duration::from_secs(60)).with_jitter(0.2))
+///     .classifier(Classifier::standard())
+///     .retry(Retry::attempts(3))
+///     .per_host()
+///     .fallback(FallbackOn::Rejections, |failure| failure.into_result())
+///     .on_state_change(|t| eprintln!("{}: {} -> {}", t.breaker, t.from, t.to))
+///     .build()?;
+/// assert!(breaker.is_closed());
+/// # Ok::<(), breakerbox_http::ConfigError>(())
+/// ```
+///
+/// # Default
+///
+/// | setting | default |
+/// |---|---|
+/// | [`name`](Self::name) | `"http"` |
+/// | [`policy`](Self::policy), [`open_wait`](Self::open_wait), probes, clock | the core's defaults ([`Breaker`]): 5 consecutive failures, 30 s, 1 probe, monotonic |
+/// | [`classifier`](Self::classifier) | [`Classifier::standard`] |
+/// | [`status_code`](Self::status_code) | the response's own status ([`HttpResponse::status`]) |
+/// | [`retry_after_limit`](Self::retry_after_limit) | 5 min |
+/// | [`fallback`](Self::fallback) | none |
+/// | [`retry`](Self::retry) | none |
+/// | [`per_host`](Self::per_host) | off: one breaker for every host |
+pub struct HttpBreakerBuilder<C: HttpClient, T = HttpBreaker<C>> {
+    client: C,
+    template: BreakerBuilder,
+    clock: Option<Arc<dyn Clock>>,
+    classifier: Classifier,
+    status: Option<Arc<StatusFn<C::Response>>>,
+    fallback: Option<Fallback<C::Response, C::Error>>,
+    retry: Option<Retry>,
+    per_host: Option<PerHost>,
+    _build: PhantomData<fn() -> T>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PerHost {
+    max: usize,
+    idle: Option<Duration>,
+}
+
+impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
+    pub(crate) fn with_client(client: C) -> Self {
+        Self {
+            client,
+            template: Breaker::builder().name("http"),
+            clock: None,
+            classifier: Classifier::standard(),
+            status: None,
+            fallback: None,
+            retry: None,
+            per_host: None,
+            _build: PhantomData,
+        }
+    }
+
+    /// Replaces the core breaker's settings with `template` (every setting: policy, open
+    /// wait, probes, clock, listeners). Call it first: the setters below edit it.
+    #[must_use]
+    pub fn template(mut self, template: BreakerBuilder) -> Self {
+        self.template = template;
+        self
+    }
+
+    /// Names the breaker, for rejections, events and metrics.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<breakerbox::Name>) -> Self {
+        self.template = self.template.name(name);
+        self
+    }
+
+    /// When to trip (any core [`Policy`]).
+    #[must_use]
+    pub fn policy(mut self, policy: impl Into<Policy>) -> Self {
+        self.template = self.template.policy(policy);
+        self
+    }
+
+    /// How long to stay open (any core [`OpenWait`]).
+    #[must_use]
+    pub fn open_wait(mut self, wait: OpenWait) -> Self {
+        self.template = self.template.open_wait(wait);
+        self
+    }
+
+    /// How many trial requests run at once when half-open, and how many must succeed to
+    /// close.
+    #[must_use]
+    pub fn half_open_probes(mut self, n: u32) -> Self {
+        self.template = self.template.half_open_probes(n);
+        self
+    }
+
+    /// How long a half-open trial request may stay silent before another is let through.
+    #[must_use]
+    pub fn probe_lease(mut self, lease: Duration) -> Self {
+        self.template = self.template.probe_lease(lease);
+        self
+    }
+
+    /// The longest open wait a `Retry-After` may ask for; zero ignores `Retry-After`.
+    ///
+    /// A 429 or 503 whose `Retry-After` (seconds or an HTTP date) is longer than the open
+    /// wait, and that trips the breaker, keeps it open that long, up to this limit.
+    #[must_use]
+    pub fn retry_after_limit(mut self, limit: Duration) -> Self {
+        self.template = self.template.retry_after_limit(limit);
+        self
+    }
+
+    /// The time source of the breaker and the retry budget; a
+    /// [`ManualClock`](breakerbox::ManualClock) makes tests deterministic.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        self.template = self.template.clock(Arc::clone(&clock));
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Calls `f` after every state change (of every host's breaker).
+    #[must_use]
+    pub fn on_state_change(mut self, f: impl Fn(&Transition<'_>) + Send + Sync + 'static) -> Self {
+        self.template = self.template.on_state_change(f);
+        self
+    }
+
+    /// Calls `f` for every request the breaker refuses.
+    #[must_use]
+    pub fn on_rejection(mut self, f: impl Fn(&Rejected) + Send + Sync + 'static) -> Self {
+        self.template = self.template.on_rejection(f);
+        self
+    }
+
+    /// Calls `f` for every attempt's recorded outcome.
+    #[must_use]
+    pub fn on_outcome(mut self, f: impl Fn(&Recorded<'_>) + Send + Sync + 'static) -> Self {
+        self.template = self.template.on_outcome(f);
+        self
+    }
+
+    /// Which responses and errors are failures. See [`Classifier`].
+    #[must_use]
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// Reads the status from a response (the original's `_status_code`), for example
+    /// from a gateway's `X-Upstream-Status` header. The classifier sees this status.
+    #[must_use]
+    pub fn status_code(mut self, f: impl Fn(&Response<C>) -> http::StatusCode + Send + Sync + 'static) -> Self {
+        self.status = Some(Arc::new(f));
+        self
+    }
+
+    /// Gives back `f(failure)` instead of a failure, a rejection, or both (the
+    /// original's `_empty_response`). `f` may return a stand-in response, an error, or
+    /// [`Failure::into_result`] for what the breaker would have given back.
+    ///
+    /// With retries, only the last attempt's failure goes to `f`.
+    #[must_use]
+    pub fn fallback(
+        mut self,
+        on: FallbackOn,
+        f: impl Fn(Failure<C::Response, C::Error>) -> Result<C::Response, HttpError<C::Error>> + Send + Sync + 'static,
+    ) -> Self {
+        self.fallback = Some(Fallback { on, f: Arc::new(f) });
+        self
+    }
+
+    /// Removes the fallback.
+    #[must_use]
+    pub fn without_fallback(mut self) -> Self {
+        self.fallback = None;
+        self
+    }
+
+    /// Retries failed requests. See [`Retry`].
+    #[must_use]
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Removes the retries.
+    #[must_use]
+    pub fn without_retry(mut self) -> Self {
+        self.retry = None;
+        self
+    }
+
+    /// Keeps one breaker per scheme, host and port, all built from these settings, so
+    /// that one failing host never opens the circuit for another.
+    #[must_use]
+    pub fn per_host(mut self) -> Self {
+        self.per_host.get_or_insert(PerHost { max: 10_000, idle: None });
+        self
+    }
+
+    /// Keeps at most `n` hosts' breakers (implies [`per_host`](Self::per_host)); past
+    /// it, idle and then least recently used closed breakers are dropped.
+    #[must_use]
+    pub fn max_hosts(mut self, n: usize) -> Self {
+        self.per_host.get_or_insert(PerHost { max: n, idle: None }).max = n;
+        self
+    }
+
+    /// Drops the closed breakers of hosts not requested for `idle` (implies
+    /// [`per_host`](Self::per_host)).
+    #[must_use]
+    pub fn host_idle_timeout(mut self, idle: Duration) -> Self {
+        self.per_host.get_or_insert(PerHost { max: 10_000, idle: None }).idle = Some(idle);
+        self
+    }
+
+    /// Builds the async breaker, whatever `T` says.
+    pub(crate) fn build_async(self) -> Result<HttpBreaker<C>, ConfigError> {
+        if let Some(retry) = &self.retry {
+            retry.validate()?;
+        }
+        let breakers = match self.per_host {
+            None => Breakers::One(self.template.build()?),
+            Some(per_host) => {
+                let mut family = BreakerBox::builder(self.template.clone()).max_breakers(per_host.max);
+                if let Some(idle) = per_host.idle {
+                    family = family.idle_timeout(idle);
+                }
+                Breakers::PerHost { family: family.build()?, blank: self.template.build()? }
+            }
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
+        let shared = Shared {
+            breakers,
+            classifier: self.classifier,
+            status: self.status,
+            fallback: self.fallback,
+            retry: self.retry.map(|r| RetryState::new(r, clock)),
+        };
+        Ok(HttpBreaker { client: self.client, methods: Methods::standard(), shared: Arc::new(shared) })
+    }
+}
+
+impl<C: HttpClient> HttpBreakerBuilder<C> {
+    /// Builds the breaker.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting that cannot work.
+    pub fn build(self) -> Result<HttpBreaker<C>, ConfigError> {
+        self.build_async()
+    }
+}
+
+impl<C: HttpClient + fmt::Debug, T> fmt::Debug for HttpBreakerBuilder<C, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBreakerBuilder")
+            .field("client", &self.client)
+            .field("template", &self.template)
+            .field("classifier", &self.classifier)
+            .field("fallback", &self.fallback)
+            .field("retry", &self.retry)
+            .field("per_host", &self.per_host)
+            .finish_non_exhaustive()
+    }
+}

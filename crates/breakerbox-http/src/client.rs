@@ -1,0 +1,258 @@
+//! The client interface: what a client must do for an [`HttpBreaker`](crate::HttpBreaker)
+//! to drive it (the original's "HTTP client interface", which let the breaker work "with
+//! all http clients, and custom ones too").
+//!
+//! # Two traits, one breaker
+//!
+//! An async client implements [`HttpClient`]; a blocking one implements
+//! [`BlockingHttpClient`] and goes behind [`blocking::HttpBreaker`](crate::blocking::HttpBreaker).
+//! Both take an [`http::Request`] and give back a response that implements
+//! [`HttpResponse`] (any [`http::Response`] does), so the breaker never needs to know
+//! the client's own types.
+//!
+//! Why two traits and not one with a "mode"? An async `execute` must not block its
+//! thread, and a blocking one must not need an async runtime; one signature cannot
+//! promise both. The breaker's logic (method table, classification, retries, fallback,
+//! per-host breakers) is written once, against [`HttpClient`]; the blocking breaker
+//! drives the same code through [`Blocking`](crate::blocking::Blocking), whose futures
+//! finish on their first poll, so it needs no runtime and spawns no thread.
+//!
+//! # Implementing a client
+//!
+//! One method is required: `execute`. `error_kind` says which errors are timeouts or
+//! connection failures, and which are requests that could not even be built (those
+//! never count against the server). `sleep` is the timer used between retries.
+//!
+//! ```
+//! use std::future::Future;
+//! use breakerbox_http::{ErrorKind, HttpBreaker, HttpClient, Request};
+//!
+//! /// A client that answers every request itself: 200 for `/ok`, 503 otherwise.
+//! #[derive(Debug)]
+//! struct Canned;
+//!
+//! impl HttpClient for Canned {
+//!     type Response = http::Response<String>;
+//!     type Error = std::io::Error;
+//!
+//!     fn execute(&self, request: Request) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send {
+//!         let status = if request.uri().path() == "/ok" { 200 } else { 503 };
+//!         let response = http::Response::builder().status(status).body(String::new()).map_err(std::io::Error::other);
+//!         std::future::ready(response)
+//!     }
+//!
+//!     fn error_kind(error: &std::io::Error) -> ErrorKind {
+//!         match error.kind() {
+//!             std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+//!             std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
+//!             _ => ErrorKind::Other,
+//!         }
+//!     }
+//! }
+//!
+//! # futures_lite_block_on(async {
+//! let breaker = HttpBreaker::new(Canned, 2, std::time::Duration::from_secs(10))?;
+//! let response = breaker.do_request("get", "http://example.test/ok").await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! # fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
+//! #     let mut f = std::pin::pin!(f);
+//! #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+/// The request every client receives: an [`http::Request`] with its whole body in
+/// memory, so that a retry can send it again.
+pub type Request = http::Request<Bytes>;
+
+/// A response the breaker can classify: its status and headers.
+///
+/// Implemented for every [`http::Response`] (ureq 3 returns one) and, with the
+/// `reqwest` feature, for `reqwest::Response`. The status can be overridden per breaker
+/// with [`HttpBreakerBuilder::status_code`](crate::HttpBreakerBuilder::status_code)
+/// (the original's replaceable `_status_code`).
+pub trait HttpResponse {
+    /// The status code.
+    fn status(&self) -> StatusCode;
+
+    /// The headers (the breaker reads `Retry-After`).
+    fn headers(&self) -> &HeaderMap;
+}
+
+impl<B> HttpResponse for http::Response<B> {
+    fn status(&self) -> StatusCode {
+        http::Response::status(self)
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        http::Response::headers(self)
+    }
+}
+
+/// What kind of error a client returned, for the classifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The connection could not be made (refused, unreachable, DNS).
+    Connect,
+    /// The request or the response took too long.
+    Timeout,
+    /// The request could not be built or sent as given (a URL the client rejects, a bad
+    /// header). It says nothing about the server: the classifiers ignore it.
+    Request,
+    /// Any other transport error (reset, protocol error, body error).
+    Other,
+}
+
+/// An async HTTP client the breaker can drive.
+///
+/// Implemented for `reqwest::Client` (feature `reqwest`). See the [module
+/// docs](crate::client) for a hand-written implementation, and
+/// `examples/custom_client.rs` for one over a raw TCP stream.
+pub trait HttpClient: Send + Sync + 'static {
+    /// The client's response.
+    type Response: HttpResponse + Send + 'static;
+
+    /// The client's transport error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Sends `request` and waits for the response head.
+    fn execute(&self, request: Request) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send;
+
+    /// What kind of error `error` is.
+    ///
+    /// # Default
+    ///
+    /// [`ErrorKind::Other`] for every error.
+    fn error_kind(error: &Self::Error) -> ErrorKind {
+        let _ = error;
+        ErrorKind::Other
+    }
+
+    /// Waits `duration`, between retries.
+    ///
+    /// # Default
+    ///
+    /// A timer that works on any runtime: a short-lived thread sleeps and wakes the
+    /// task. Clients tied to a runtime override it (the reqwest client uses
+    /// `tokio::time::sleep`).
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        ThreadSleep::new(duration)
+    }
+}
+
+/// A blocking HTTP client, for [`blocking::HttpBreaker`](crate::blocking::HttpBreaker).
+///
+/// Implemented for `ureq::Agent` (feature `ureq`).
+pub trait BlockingHttpClient: Send + Sync + 'static {
+    /// The client's response.
+    type Response: HttpResponse + Send + 'static;
+
+    /// The client's transport error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Sends `request` and blocks until the response head has arrived.
+    ///
+    /// # Errors
+    ///
+    /// The client's transport error.
+    fn execute(&self, request: Request) -> Result<Self::Response, Self::Error>;
+
+    /// What kind of error `error` is.
+    ///
+    /// # Default
+    ///
+    /// [`ErrorKind::Other`] for every error.
+    fn error_kind(error: &Self::Error) -> ErrorKind {
+        let _ = error;
+        ErrorKind::Other
+    }
+}
+
+// ===== impl ThreadSleep =====
+
+/// A runtime-agnostic sleep: the first poll starts a thread that sleeps, then wakes the
+/// task. Used only between retries, which the retry budget keeps rare.
+struct ThreadSleep {
+    deadline: Instant,
+    shared: Option<Arc<Mutex<Timer>>>,
+}
+
+#[derive(Default)]
+struct Timer {
+    done: bool,
+    waker: Option<Waker>,
+}
+
+impl ThreadSleep {
+    fn new(duration: Duration) -> Self {
+        Self { deadline: Instant::now() + duration, shared: None }
+    }
+}
+
+impl Future for ThreadSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Poll::Ready(());
+        }
+        let deadline = self.deadline;
+        let shared = self.shared.get_or_insert_with(|| {
+            let shared = Arc::new(Mutex::new(Timer::default()));
+            let theirs = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new().name("breakerbox-http-sleep".into()).spawn(move || {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                let mut timer = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                timer.done = true;
+                if let Some(waker) = timer.waker.take() {
+                    waker.wake();
+                }
+            });
+            if spawned.is_err() {
+                // No thread to wait on: sleep here rather than spin.
+                std::thread::sleep(deadline.saturating_duration_since(now));
+                shared.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+            }
+            shared
+        });
+        let mut timer = shared.lock().unwrap_or_else(|e| e.into_inner());
+        if timer.done {
+            Poll::Ready(())
+        } else {
+            timer.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+impl fmt::Debug for ThreadSleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadSleep").field("deadline", &self.deadline).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_sleep_wakes_after_its_deadline() {
+        let start = Instant::now();
+        crate::blocking::block_on(ThreadSleep::new(Duration::from_millis(30)));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+}
