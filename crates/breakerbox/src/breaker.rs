@@ -325,6 +325,12 @@ impl Breaker {
         self.inner.probes
     }
 
+    /// The breaker's clock, for adapters that keep time beside it (a retry budget, a
+    /// fleet) and must agree with it, `ManualClock` included.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+
     /// Whether `self` and `other` are handles to the same breaker.
     pub fn same_as(&self, other: &Breaker) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

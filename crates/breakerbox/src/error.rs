@@ -131,11 +131,13 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
     }
 }
 
+/// Transparent over the caller's error: `Display` is the inner error's, and `source` is
+/// the inner error's source, so an error chain never prints the inner message twice.
 impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Rejected(_) => None,
-            Self::Inner(e) => Some(e),
+            Self::Inner(e) => e.source(),
         }
     }
 }
@@ -165,7 +167,14 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, value: impl fmt::Debug, expected: impl Into<String>) -> Self {
+    /// A setting `field` with `value` that cannot work, and what it accepts; for crates
+    /// that build on breakerbox and check their own settings the same way.
+    ///
+    /// ```
+    /// let err = breakerbox::ConfigError::new("retry.attempts", 0, "at least 1");
+    /// assert_eq!(err.to_string(), "invalid breaker setting `retry.attempts` = 0: expected at least 1");
+    /// ```
+    pub fn new(field: &'static str, value: impl fmt::Debug, expected: impl Into<String>) -> Self {
         Self { field, value: format!("{value:?}"), expected: expected.into() }
     }
 

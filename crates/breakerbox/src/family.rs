@@ -243,6 +243,13 @@ where
         self.entries().into_iter().filter(|(_, b)| b.is_open()).map(|(k, _)| k).collect()
     }
 
+    /// Resets every breaker of the family (see [`Breaker::reset`]).
+    pub fn reset_all(&self) {
+        for (_, b) in self.entries() {
+            b.reset();
+        }
+    }
+
     /// Every key with its breaker, in no particular order.
     pub fn entries(&self) -> Vec<(K, Breaker)> {
         let mut all = Vec::new();

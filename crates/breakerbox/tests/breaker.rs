@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use breakerbox::{Breaker, BreakerBuilder, Error, ManualClock, OpenWait, Outcome, Policy, Report, State};
+use breakerbox::{Breaker, BreakerBuilder, Clock, Error, ManualClock, OpenWait, Outcome, Policy, Report, State};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -647,4 +647,33 @@ fn open_for_and_close_let_a_coordinator_decide() {
             (State::Closed, External, None)
         ]
     );
+}
+
+#[test]
+fn the_error_is_transparent_over_the_callers_error() {
+    use std::error::Error as _;
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("outer")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let b = Breaker::new();
+    let err = b.call(|| Err::<(), _>(Outer(std::io::Error::other("root cause")))).unwrap_err();
+    assert_eq!(err.to_string(), "outer");
+    assert_eq!(err.source().unwrap().to_string(), "root cause", "the chain skips no level and repeats none");
+}
+
+#[test]
+fn the_clock_is_shared_with_adapters() {
+    let clock = ManualClock::new();
+    let b = builder(&clock, 1, 1).build().unwrap();
+    clock.advance(Duration::from_millis(7));
+    assert_eq!(b.clock().now_nanos(), 7_000_000);
 }

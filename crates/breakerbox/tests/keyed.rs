@@ -102,3 +102,15 @@ fn concurrent_first_use_creates_one_breaker_per_key() {
     assert!(got.windows(2).all(|w| w[0].same_as(&w[1])));
     assert_eq!(family.len(), 1);
 }
+
+#[test]
+fn reset_all_closes_every_breaker() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::new(template(&clock)).unwrap();
+    for key in ["a", "b"] {
+        family.get(key).try_acquire().unwrap().failure();
+    }
+    assert_eq!(family.open_keys().len(), 2);
+    family.reset_all();
+    assert!(family.open_keys().is_empty());
+}
