@@ -7,8 +7,8 @@
 //! |---|---|
 //! | `closed_success` | a closed breaker admits a call that succeeds; plus a bare-atomic reference |
 //! | `closed_1_in_10_failing` | as above, every tenth call fails; no breaker ever trips (checked) |
-//! | `open_rejecting` | an open breaker (one-hour wait) rejects a call |
-//! | `two_threads` | two threads call one shared closed breaker; time per call, next to one thread |
+//! | `open_rejecting` | an open breaker (one-hour wait) rejects a call; breakerbox on its default clock, a `CoarseClock`, with a `String` name, and forced open |
+//! | `two_threads` | 1 or 2 threads call one shared closed breaker; time per call; plus a control whose threads share nothing |
 //! | `async_ready` | an async call with an immediately ready future, polled once |
 //! | `clock_read` | one reading of each breakerbox clock |
 //! | `family_get` | `BreakerBox::get` of an existing key |
@@ -529,12 +529,18 @@ mod single_threaded {
 /// Two threads on one shared breaker, next to one thread, by `iter_custom`.
 mod multi_threaded {
     use std::hint::black_box;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     use criterion::{Criterion, Throughput};
     use layered::Service as _;
 
     use super::peers::{self, NEVER_USIZE};
     use super::{AtomicReference, NEVER, poll_now, run_threads, tower_call};
+
+    /// A counter alone on its cache lines.
+    #[derive(Default)]
+    #[repr(align(128))]
+    struct Padded(AtomicU64);
 
     pub(crate) fn two_threads(c: &mut Criterion) {
         let mut group = c.benchmark_group("two_threads");
@@ -552,8 +558,25 @@ mod multi_threaded {
         let tr = peers::tower_resilience(NEVER_USIZE, false);
         let sb = peers::seatbelt(0.5, 100, false);
 
+        // The control: each thread increments its own counter on its own cache line. It
+        // shows what scaling this machine allows right now (a loaded 2-core box may allow
+        // none); the breakers' ratios are to be read against it.
+        let private = [Padded::default(), Padded::default()];
+        let next = AtomicUsize::new(0);
+
         for threads in [1usize, 2] {
             let id = |name: &str| format!("{name}/{threads}_thread{}", if threads == 1 { "" } else { "s" });
+            group.bench_function(id("private_counter_control"), |b| {
+                b.iter_custom(|iters| {
+                    next.store(0, Ordering::Relaxed);
+                    run_threads(iters, threads, || {
+                        let counter = &private[next.fetch_add(1, Ordering::Relaxed) % 2].0;
+                        move |_| {
+                            black_box(counter).fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+            });
             group.bench_function(id("atomic_reference"), |b| {
                 b.iter_custom(|iters| {
                     run_threads(iters, threads, || {
