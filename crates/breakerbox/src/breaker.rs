@@ -97,6 +97,9 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     listeners: Listeners,
     telemetry: Telemetry,
+    /// A success while closed needs only the counter and the streak: no clock, no
+    /// window, no outcome listener.
+    fast_success: bool,
 }
 
 // ===== impl Breaker =====
@@ -223,11 +226,13 @@ impl Breaker {
     /// assert_eq!(answer.unwrap(), 42);
     /// # });
     /// ```
-    pub async fn call_async<T, E, F>(&self, fut: F) -> Result<T, Error<E>>
+    // A plain fn returning the inner future: an `async fn` here would nest one future
+    // in another and move it on every call.
+    pub fn call_async<T, E, F>(&self, fut: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(classify, fut).await
+        self.call_async_with(classify, fut)
     }
 
     /// [`call_async`](Self::call_async) with a classifier, as in
@@ -499,8 +504,28 @@ impl Inner {
         }
     }
 
-    /// Records the outcome of a permit.
+    /// Records the outcome of a permit. The hot case, a success while closed on a policy
+    /// that needs no time and with no outcome listener, is inlined into the caller:
+    /// count it, and clear the streak if there is one (a load when there is none).
+    #[inline(always)]
     fn complete(&self, ticket: Ticket, report: Report) {
+        if self.fast_success
+            && report.outcome == Outcome::Success
+            && report.duration.is_none()
+            && Word::kind_of(ticket.word) == CLOSED
+        {
+            self.stats.outcome(Outcome::Success, false);
+            self.telemetry.outcome(Outcome::Success, false);
+            let generation = Word::generation_of(ticket.word);
+            if Word::generation_of(self.word.load(Ordering::Acquire)) == generation {
+                self.tracker.success_on_streak(generation);
+            }
+            return;
+        }
+        self.complete_slow(ticket, report);
+    }
+
+    fn complete_slow(&self, ticket: Ticket, report: Report) {
         // A policy that needs time reads the clock once per outcome: to time the call
         // (unless the caller did) and to place it in a time window.
         let now = self.tracker.needs_time.then(|| self.now());
@@ -1021,7 +1046,7 @@ impl BreakerBuilder {
             None => Arc::new(MonotonicClock::new()),
         };
         let base = clock.now_nanos();
-        let inner = Inner {
+        let mut inner = Inner {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),
             deadline: AtomicU64::new(0),
             since: AtomicU64::new(base),
@@ -1038,7 +1063,10 @@ impl BreakerBuilder {
             clock,
             listeners: self.listeners.clone(),
             telemetry: Telemetry::new(&self.name),
+            fast_success: false,
         };
+        inner.fast_success =
+            !inner.tracker.needs_time && inner.tracker.streak_only() && inner.listeners.outcome.is_empty();
         let inner = Arc::new(inner);
         // Jitter must differ between breakers built together (every key of a family
         // opens at once when a shared dependency fails): seed from a process-wide

@@ -27,12 +27,17 @@ use crate::{Name, State};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected {
     name: Name,
+    /// Nanoseconds; `u64::MAX` for none (keeps the struct small: it is returned by
+    /// value on the open path).
+    retry_after: u64,
     state: State,
-    retry_after: Option<Duration>,
 }
+
+const NO_RETRY_AFTER: u64 = u64::MAX;
 
 impl Rejected {
     pub(crate) fn new(name: Name, state: State, retry_after: Option<Duration>) -> Self {
+        let retry_after = retry_after.map_or(NO_RETRY_AFTER, |d| crate::clock::nanos(d).min(NO_RETRY_AFTER - 1));
         Self { name, state, retry_after }
     }
 
@@ -49,7 +54,7 @@ impl Rejected {
     /// How long until the breaker admits a trial call, when known: the rest of the
     /// open wait. `None` when forced open, or half-open with every probe slot taken.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        (self.retry_after != NO_RETRY_AFTER).then(|| Duration::from_nanos(self.retry_after))
     }
 }
 
@@ -63,7 +68,7 @@ impl fmt::Display for Rejected {
             }
             _ => {
                 write!(f, "circuit breaker `{name}` is open")?;
-                match self.retry_after {
+                match self.retry_after() {
                     Some(d) => write!(f, "; retry after {d:?}"),
                     None => Ok(()),
                 }

@@ -1,7 +1,6 @@
 //! Call counters, striped across cache lines so that threads never write the same line.
 
 use std::sync::OnceLock;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::sync::{AtomicU64, Ordering};
@@ -18,62 +17,106 @@ struct Stripe {
     slow: AtomicU64,
 }
 
-/// Per-breaker counters: two stripes per core (rounded up to a power of two, at most
-/// 32), each on its own cache line. Threads take stripes in the order they first
-/// record, so up to that many threads never share a line. A snapshot sums them.
+/// Per-breaker counters: one *owned* stripe per claimed thread slot, plus one shared
+/// stripe, each on its own cache line. A snapshot sums them.
+///
+/// A thread claims a process-wide slot the first time it records (a bit in `SLOTS`)
+/// and gives it back when it exits. The owner of slot `i` is the only thread that ever
+/// writes stripe `i` of any breaker, so it counts with a plain load and store (no
+/// locked instruction: ~0.5 ns instead of ~5). Threads beyond the owned stripes, or
+/// recording from a thread-local destructor, count on the shared stripe with
+/// `fetch_add`. Giving a slot back (`Release`) and claiming it (`Acquire`) order the old
+/// owner's last stores before the new owner's first load.
 #[derive(Debug)]
 pub(crate) struct Stats {
+    /// `owned()` owned stripes, then the shared one.
     stripes: Box<[Stripe]>,
 }
 
-fn stripe_count() -> usize {
+/// Owned stripes per breaker: two per core, a power of two, 2 to 32; none under loom
+/// (whose threads run on one OS thread, so thread-locals would alias).
+fn owned() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     if cfg!(breakerbox_loom) {
-        return 1;
+        return 0;
     }
     *COUNT.get_or_init(|| {
         (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two().clamp(2, 32)
     })
 }
 
+/// Bit `i` is set while a live thread owns slot `i`.
+static SLOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const NO_SLOT: usize = usize::MAX;
+
+/// A thread's slot, given back when the thread exits.
+struct Slot(usize);
+
+impl Slot {
+    fn claim() -> Self {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        let mut cur = SLOTS.load(Relaxed);
+        loop {
+            if cur == u64::MAX {
+                return Self(NO_SLOT);
+            }
+            let i = (!cur).trailing_zeros();
+            match SLOTS.compare_exchange_weak(cur, cur | (1 << i), Acquire, Relaxed) {
+                Ok(_) => return Self(i as usize),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.0 != NO_SLOT {
+            SLOTS.fetch_and(!(1u64 << self.0), std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 thread_local! {
-    static THREAD_INDEX: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    };
+    static SLOT: Slot = Slot::claim();
 }
 
 impl Stats {
     pub(crate) fn new() -> Self {
-        Self { stripes: (0..stripe_count()).map(|_| Stripe::default()).collect() }
+        Self { stripes: (0..=owned()).map(|_| Stripe::default()).collect() }
     }
 
+    /// Adds one to `counter` of this thread's stripe.
     #[inline(always)]
-    fn stripe(&self) -> &Stripe {
-        let i = THREAD_INDEX.try_with(|i| *i).unwrap_or(0);
-        // The length is a power of two, so the mask keeps the index in bounds.
-        &self.stripes[i & (self.stripes.len() - 1)]
+    fn bump(&self, counter: impl Fn(&Stripe) -> &AtomicU64) {
+        let shared = self.stripes.len() - 1;
+        let slot = SLOT.try_with(|s| s.0).unwrap_or(NO_SLOT);
+        // Relaxed throughout: counters are statistics. A snapshot is a sum of
+        // independent counters, exact once calls quiesce, never torn within one counter.
+        if slot < shared {
+            // Only this thread writes this stripe: no read-modify-write needed.
+            let c = counter(&self.stripes[slot]);
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        } else {
+            counter(&self.stripes[shared]).fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    // Relaxed throughout: counters are statistics. A snapshot is a sum of independent
-    // counters, exact once calls quiesce, and never torn within one counter.
     #[inline(always)]
     pub(crate) fn outcome(&self, outcome: Outcome, slow: bool) {
-        let s = self.stripe();
-        let counter = match outcome {
-            Outcome::Success => &s.successes,
-            Outcome::Failure => &s.failures,
-            Outcome::Ignored => &s.ignored,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Success => self.bump(|s| &s.successes),
+            Outcome::Failure => self.bump(|s| &s.failures),
+            Outcome::Ignored => self.bump(|s| &s.ignored),
+        }
         if slow {
-            s.slow.fetch_add(1, Ordering::Relaxed);
+            self.bump(|s| &s.slow);
         }
     }
 
     #[inline(always)]
     pub(crate) fn rejected(&self) {
-        self.stripe().rejected.fetch_add(1, Ordering::Relaxed);
+        self.bump(|s| &s.rejected);
     }
 
     pub(crate) fn totals(&self) -> [u64; 5] {

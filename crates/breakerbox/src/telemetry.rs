@@ -83,9 +83,9 @@ fn trace_transition(t: &Transition<'_>) {
 
 #[cfg(feature = "metrics")]
 mod metrics_impl {
-    use std::sync::Once;
+    use std::sync::{Once, OnceLock};
 
-    use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, gauge};
+    use metrics::{Counter, Gauge, Unit, counter, describe_counter, describe_gauge, gauge};
 
     use crate::event::Transition;
     use crate::{Name, Outcome, State};
@@ -115,6 +115,16 @@ mod metrics_impl {
         ignored: Counter,
         rejected: Counter,
         slow: Counter,
+        /// One gauge per state, registered at build.
+        states: [Gauge; 5],
+        /// One counter per (from, to), registered at its first transition: the series
+        /// of transitions that never happen are never exported, and a transition
+        /// allocates only the first time it happens.
+        transitions: [OnceLock<Counter>; 25],
+    }
+
+    fn index(s: State) -> usize {
+        STATES.iter().position(|x| *x == s).unwrap_or(0)
     }
 
     fn describe() {
@@ -139,6 +149,8 @@ mod metrics_impl {
                 ignored: calls("ignored"),
                 rejected: calls("rejected"),
                 slow: counter!(MetricNames::SLOW_CALLS, "breaker" => name.clone()),
+                states: STATES.map(|s| gauge!(MetricNames::STATE, "breaker" => name.clone(), "state" => s.as_str())),
+                transitions: Default::default(),
                 name,
             };
             handles.state(State::Closed);
@@ -163,15 +175,17 @@ mod metrics_impl {
         }
 
         pub(super) fn transition(&self, t: &Transition<'_>) {
-            counter!(MetricNames::TRANSITIONS, "breaker" => self.name.clone(), "from" => t.from.as_str(), "to" => t.to.as_str())
+            self.transitions[index(t.from) * 5 + index(t.to)]
+                .get_or_init(|| {
+                    counter!(MetricNames::TRANSITIONS, "breaker" => self.name.clone(), "from" => t.from.as_str(), "to" => t.to.as_str())
+                })
                 .increment(1);
             self.state(t.to);
         }
 
         fn state(&self, current: State) {
-            for s in STATES {
-                gauge!(MetricNames::STATE, "breaker" => self.name.clone(), "state" => s.as_str())
-                    .set(if s == current { 1.0 } else { 0.0 });
+            for (s, gauge) in STATES.iter().zip(&self.states) {
+                gauge.set(if *s == current { 1.0 } else { 0.0 });
             }
         }
     }

@@ -106,6 +106,19 @@ impl Tracker {
         trip
     }
 
+    /// Whether the policy has no rate rule (only a streak, or nothing).
+    pub(crate) fn streak_only(&self) -> bool {
+        self.rates.is_empty()
+    }
+
+    /// A success on a streak-only policy.
+    #[inline(always)]
+    pub(crate) fn success_on_streak(&self, generation: u64) {
+        if let Some(streak) = &self.streak {
+            streak.success(generation);
+        }
+    }
+
     pub(crate) fn consecutive_failures(&self, generation: u64) -> u32 {
         self.streak.as_ref().map_or(0, |s| s.current(generation))
     }
