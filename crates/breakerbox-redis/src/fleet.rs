@@ -1,0 +1,404 @@
+//! The fleet handle: attach breakers, watch them, read the status.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ConfigError, Reason, State};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::worker::{Command, LocalTransition, Worker};
+use crate::{FleetConfig, FleetError, WhenUnreachable};
+
+/// Shares breaker state across a fleet of processes through Redis.
+///
+/// Every breaker keeps deciding on its own, lock-free fast path: the fleet never runs on
+/// a call. It watches the breakers from a background tokio task: it learns of their state
+/// changes through a listener that [`attach`](Self::attach) adds to the builder (a
+/// non-blocking channel send, only on a state change), reads their outcome counts every
+/// [`sync_interval`](FleetConfig::sync_interval) by diffing
+/// [`Breaker::metrics`], and pushes both to Redis, where Lua scripts own every fleet-wide
+/// transition. The fleet's decisions come back by pub/sub (and polling) and are applied
+/// with [`Breaker::open_for`] and [`Breaker::close`].
+///
+/// See the [crate documentation](crate) for the consistency model.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use breakerbox::{Breaker, Policy};
+/// use breakerbox_redis::{Fleet, FleetConfig};
+///
+/// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+/// let fleet = Fleet::builder(FleetConfig::new("checkout")).start(client)?;
+/// let payments = fleet.breaker(Breaker::builder().name("payments").policy(Policy::consecutive_failures(5)))?;
+/// // Calls never wait on Redis:
+/// let _ = payments.call(|| Ok::<_, std::io::Error>("charged"));
+/// # Ok(()) }
+/// ```
+///
+/// # Clone
+///
+/// Clones share one fleet. The background tasks stop when the last clone is dropped;
+/// breakers then decide locally (a breaker the fleet held open waits out its hold, then
+/// probes on its own).
+#[derive(Clone)]
+pub struct Fleet {
+    shared: Arc<Shared>,
+    _tasks: Arc<Tasks>,
+}
+
+pub(crate) type OnEvent = Arc<dyn Fn(&FleetEvent) + Send + Sync>;
+
+pub(crate) struct Shared {
+    pub(crate) config: FleetConfig,
+    pub(crate) replica: String,
+    pub(crate) local_tx: mpsc::UnboundedSender<LocalTransition>,
+    pub(crate) cmd_tx: mpsc::UnboundedSender<Command>,
+    pub(crate) status: Mutex<StatusInner>,
+    pub(crate) listeners: Vec<OnEvent>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct StatusInner {
+    pub(crate) joined: bool,
+    pub(crate) degraded: bool,
+    pub(crate) last_ok: Option<Instant>,
+    pub(crate) ops: u64,
+    pub(crate) errors: u64,
+    pub(crate) applied: u64,
+    pub(crate) stale_ignored: u64,
+    pub(crate) data_losses: u64,
+    pub(crate) probe_leases: u64,
+    pub(crate) views: HashMap<String, FleetView>,
+}
+
+impl Shared {
+    pub(crate) fn status(&self) -> MutexGuard<'_, StatusInner> {
+        // Only the fleet's own code runs under this lock; poisoning cannot leave it torn.
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Something that happened to the fleet, for [`FleetBuilder::on_event`] (and `tracing`
+/// and `metrics`, with those features).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FleetEvent {
+    /// The first exchange with Redis succeeded.
+    Joined,
+    /// Redis cannot be reached (down, slow or partitioned away): the breakers now act as
+    /// [`when_unreachable`](FleetConfig::when_unreachable) says. Emitted once per episode.
+    Degraded {
+        /// The first error of the episode.
+        reason: String,
+        /// What the breakers do meanwhile.
+        when_unreachable: WhenUnreachable,
+    },
+    /// Redis answers again; every breaker was reconciled with the fleet.
+    Rejoined {
+        /// How long the fleet was unreachable.
+        after: Duration,
+    },
+    /// Redis lost a breaker's keys (a restart without persistence, a flush, an eviction):
+    /// this replica re-pushed its local view (an open it held, its own vote).
+    DataLost {
+        /// The breaker.
+        breaker: String,
+    },
+    /// The fleet opened a breaker (or reopened it after a failed probe), and this replica
+    /// applied it.
+    Opened {
+        /// The breaker.
+        breaker: String,
+        /// The fleet's epoch of this decision.
+        epoch: u64,
+        /// The open wait left, by Redis's clock, when the decision was read.
+        remaining: Duration,
+    },
+    /// The fleet closed a breaker, and this replica applied it.
+    Closed {
+        /// The breaker.
+        breaker: String,
+        /// The fleet's epoch of this decision.
+        epoch: u64,
+    },
+    /// This replica holds the fleet's probe lease for a breaker: its breaker goes
+    /// half-open and sends the probes for the whole fleet.
+    ProbeLease {
+        /// The breaker.
+        breaker: String,
+        /// The fleet's epoch.
+        epoch: u64,
+    },
+    /// An update older than the state already applied (a late push, a reply overtaken
+    /// by a newer one) was ignored.
+    StaleIgnored {
+        /// The breaker.
+        breaker: String,
+        /// The update's epoch.
+        epoch: u64,
+        /// The epoch already applied.
+        current: u64,
+    },
+}
+
+/// What this replica knows of the fleet's state of one breaker, from [`Fleet::view`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetView {
+    /// The fleet's state: [`State::Closed`], [`State::Open`], or [`State::HalfOpen`]
+    /// (open, its wait passed, probing through the lease).
+    pub state: State,
+    /// The fleet's epoch: +1 on every fleet-wide transition.
+    pub epoch: u64,
+    /// Whether this replica's breaker is held open by the fleet (rather than by its own
+    /// policy).
+    pub held: bool,
+    /// Whether this replica holds the probe lease.
+    pub probing: bool,
+}
+
+/// A snapshot of the fleet's health, from [`Fleet::status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetStatus {
+    /// This replica's id.
+    pub replica_id: String,
+    /// Whether Redis has answered at least once.
+    pub joined: bool,
+    /// Whether Redis is unreachable now (breakers deciding locally).
+    pub degraded: bool,
+    /// Time since the last successful exchange with Redis.
+    pub sync_lag: Option<Duration>,
+    /// Breakers synced.
+    pub breakers: usize,
+    /// Store operations sent.
+    pub ops: u64,
+    /// Store operations that failed or timed out.
+    pub errors: u64,
+    /// Fleet decisions applied to local breakers.
+    pub applied: u64,
+    /// Stale updates ignored.
+    pub stale_ignored: u64,
+    /// Breakers whose keys Redis lost.
+    pub data_losses: u64,
+    /// Probe leases granted to this replica.
+    pub probe_leases: u64,
+}
+
+// ===== impl Fleet =====
+
+impl Fleet {
+    /// A builder for a fleet with these settings.
+    pub fn builder(config: FleetConfig) -> FleetBuilder {
+        FleetBuilder { config, listeners: Vec::new() }
+    }
+
+    /// Adds the fleet's listener to `builder`: a state change of any breaker built from
+    /// it is sent to the fleet (a non-blocking channel send; nothing per call). Then build
+    /// it and [`watch`](Self::watch) it, or build a [`BreakerBox`] from it and
+    /// [`watch_box`](Self::watch_box) it. [`breaker`](Self::breaker) does all of this.
+    ///
+    /// Transitions the fleet itself caused ([`Reason::External`]) are not sent back.
+    pub fn attach(&self, builder: BreakerBuilder) -> BreakerBuilder {
+        let tx = self.shared.local_tx.clone();
+        builder.on_state_change(move |t| {
+            if t.reason != Reason::External {
+                let _ = tx.send(LocalTransition {
+                    breaker: t.breaker.to_owned(),
+                    to: t.to,
+                    reason: t.reason,
+                    open_for: t.open_for,
+                    at: std::time::Instant::now(),
+                });
+            }
+        })
+    }
+
+    /// Syncs `breaker` with the fleet, under its name. Build it from a builder passed
+    /// through [`attach`](Self::attach), or its own state changes are seen only through
+    /// its counts.
+    pub fn watch(&self, breaker: &Breaker) {
+        let _ = self.shared.cmd_tx.send(Command::Watch(breaker.clone()));
+    }
+
+    /// Syncs every breaker of `family`, present and future, each under its own name
+    /// (`"{template}/{key}"`). Build the family from a template passed through
+    /// [`attach`](Self::attach).
+    ///
+    /// A breaker the family evicts stops being synced. A key this replica has never
+    /// used has no breaker here: the fleet's state for it is applied when it is first
+    /// used (within a [`sync_interval`](FleetConfig::sync_interval)).
+    pub fn watch_box<K>(&self, family: &BreakerBox<K>)
+    where
+        K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+    {
+        let family = family.clone();
+        let members = Box::new(move || family.entries().into_iter().map(|(_, b)| b).collect());
+        let _ = self.shared.cmd_tx.send(Command::WatchFamily(members));
+    }
+
+    /// Attaches, builds and watches a breaker.
+    ///
+    /// # Errors
+    ///
+    /// The builder's [`ConfigError`].
+    pub fn breaker(&self, builder: BreakerBuilder) -> Result<Breaker, ConfigError> {
+        let breaker = self.attach(builder).build()?;
+        self.watch(&breaker);
+        Ok(breaker)
+    }
+
+    /// Attaches, builds and watches a family of breakers with the default bounds (build
+    /// it yourself from [`attach`](Self::attach) for others).
+    ///
+    /// # Errors
+    ///
+    /// The template's [`ConfigError`].
+    pub fn breaker_box<K>(&self, template: BreakerBuilder) -> Result<BreakerBox<K>, ConfigError>
+    where
+        K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+    {
+        let family = BreakerBox::new(self.attach(template))?;
+        self.watch_box(&family);
+        Ok(family)
+    }
+
+    /// Syncs every watched breaker now (pushes counts, reads the fleet's state, applies
+    /// it) and returns when done. Not needed in normal operation (the background task
+    /// syncs on its own); useful at startup, in tests and before shutdown.
+    ///
+    /// # Errors
+    ///
+    /// The store's error if Redis could not be reached (the fleet is then degraded, and
+    /// the breakers decide as [`when_unreachable`](FleetConfig::when_unreachable) says),
+    /// or [`FleetError::Stopped`].
+    pub async fn sync(&self) -> Result<(), FleetError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.cmd_tx.send(Command::Sync(tx)).map_err(|_| FleetError::Stopped)?;
+        rx.await.map_err(|_| FleetError::Stopped)?
+    }
+
+    /// What this replica knows of the fleet's state of the breaker named `breaker`.
+    pub fn view(&self, breaker: &str) -> Option<FleetView> {
+        self.shared.status().views.get(breaker).cloned()
+    }
+
+    /// The fleet's health.
+    pub fn status(&self) -> FleetStatus {
+        let s = self.shared.status();
+        FleetStatus {
+            replica_id: self.shared.replica.clone(),
+            joined: s.joined,
+            degraded: s.degraded,
+            sync_lag: s.last_ok.map(|t| t.elapsed()),
+            breakers: s.views.len(),
+            ops: s.ops,
+            errors: s.errors,
+            applied: s.applied,
+            stale_ignored: s.stale_ignored,
+            data_losses: s.data_losses,
+            probe_leases: s.probe_leases,
+        }
+    }
+
+    /// This replica's id.
+    pub fn replica_id(&self) -> &str {
+        &self.shared.replica
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FleetConfig {
+        &self.shared.config
+    }
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("service", &self.shared.config.service)
+            .field("replica_id", &self.shared.replica)
+            .field("degraded", &self.shared.status().degraded)
+            .finish()
+    }
+}
+
+// ===== impl FleetBuilder =====
+
+/// Builds a [`Fleet`]: settings, event listeners, then [`start`](Self::start).
+#[derive(Clone)]
+pub struct FleetBuilder {
+    config: FleetConfig,
+    listeners: Vec<OnEvent>,
+}
+
+impl FleetBuilder {
+    /// Calls `f` on every [`FleetEvent`], from the background task (keep it short).
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&FleetEvent) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Arc::new(f));
+        self
+    }
+
+    /// Starts the fleet's background tasks on the current tokio runtime. Returns at once:
+    /// the connection to Redis is made in the background, and while Redis cannot be
+    /// reached the fleet is degraded (breakers decide locally), so a fleet can start
+    /// before Redis does. Call [`Fleet::sync`] to wait for the first exchange.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Config`] for a setting that cannot work
+    /// ([`FleetConfig::validate`]), or
+    /// [`FleetError::NoRuntime`] outside a tokio runtime.
+    pub fn start(self, client: redis::Client) -> Result<Fleet, FleetError> {
+        self.config.validate().map_err(FleetError::Config)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+        let replica = self.config.replica_id.clone().unwrap_or_else(default_replica_id);
+        let (local_tx, local_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config: self.config,
+            replica,
+            local_tx,
+            cmd_tx,
+            status: Mutex::new(StatusInner::default()),
+            listeners: self.listeners,
+        });
+        let (worker, pubsub) = Worker::new(Arc::clone(&shared), client, local_rx, cmd_rx);
+        let tasks = vec![runtime.spawn(worker.run()), runtime.spawn(pubsub)];
+        Ok(Fleet { shared, _tasks: Arc::new(Tasks(tasks)) })
+    }
+}
+
+impl fmt::Debug for FleetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetBuilder").field("config", &self.config).field("listeners", &self.listeners.len()).finish()
+    }
+}
+
+/// `<hostname>-<pid>-<random>`: unique per process, readable in Redis.
+fn default_replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().replace(':', "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), crate::worker::random() & 0xffff)
+}

@@ -1,0 +1,456 @@
+//! The server side: Lua scripts that own every fleet transition, and the replies they give.
+//!
+//! Every script reads the time with `TIME` on the server (Redis 5 and later replicate
+//! script effects, so writing after `TIME` is allowed), creates the breaker's state if it
+//! is missing (stamping a new incarnation token), refreshes the keys' TTLs, and returns
+//! the same [`Snapshot`], with deadlines as time remaining so that no replica's clock is
+//! ever compared with another's.
+//!
+//! Keys of breaker `B` of service `S`, all sharing the hash tag `{S:B}` (one cluster slot):
+//!
+//! | key | type | content | TTL |
+//! |---|---|---|---|
+//! | `<prefix>:{S:B}:state` | hash | `inc`, `state`, `epoch`, `open_until`, `opens`, `round`, `lease_id`, `lease_until`, `lease_holder` | `key_ttl` |
+//! | `<prefix>:{S:B}:votes` | hash | replica → `expiry_ms:wait_ms`, one per replica whose breaker opened on its own | 2 × `window` |
+//! | `<prefix>:{S:B}:counts` | hash | `<bucket>:c` calls and `<bucket>:f` failures, ten buckets per window | 2 × `window` |
+//!
+//! Pushes go to the channel `<prefix>:<S>:events` as `inc|epoch|code|remaining_ms|breaker`.
+
+use std::time::Duration;
+
+use redis::Script;
+
+/// Shared by every script: keys, time, creation, helpers, and the snapshot it returns.
+///
+/// ARGV: 1 token for a new incarnation, 2 key TTL (ms), 3 window (ms), 4 channel,
+/// 5 breaker name, 6 incarnation seen, 7 epoch seen, 8 replica id; the rest per script.
+const PRELUDE: &str = r#"
+local st, votes, counts = KEYS[1], KEYS[2], KEYS[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('HSETNX', st, 'inc', ARGV[1]) == 1 then
+  redis.call('HSET', st, 'state', 'closed', 'epoch', 0, 'opens', 0, 'round', 0)
+end
+local function num(field)
+  return tonumber(redis.call('HGET', st, field) or '0') or 0
+end
+local function fmt(n)
+  return string.format('%d', n)
+end
+local same = ARGV[6] == redis.call('HGET', st, 'inc') and tonumber(ARGV[7]) == num('epoch')
+local function snapshot(granted, voters, volume)
+  local code, remaining = 0, 0
+  if redis.call('HGET', st, 'state') == 'open' then
+    remaining = num('open_until') - now
+    if remaining > 0 then code = 1 else code, remaining = 2, 0 end
+  end
+  local lease_id, lease_left = 0, 0
+  if code == 2 and num('lease_id') > 0 then
+    lease_id, lease_left = num('lease_id'), math.max(0, num('lease_until') - now)
+  end
+  return {code, num('epoch'), remaining, redis.call('HGET', st, 'inc'), lease_id, lease_left,
+          granted, num('opens'), voters, volume}
+end
+local function publish()
+  local s = snapshot(0, 0, 0)
+  redis.call('PUBLISH', ARGV[4], s[4] .. '|' .. fmt(s[2]) .. '|' .. fmt(s[1]) .. '|' .. fmt(s[3]) .. '|' .. ARGV[5])
+end
+local function forget()
+  redis.call('HDEL', st, 'lease_id', 'lease_until', 'lease_holder')
+  redis.call('DEL', votes, counts)
+end
+local function open(wait)
+  redis.call('HINCRBY', st, 'epoch', 1)
+  redis.call('HINCRBY', st, 'opens', 1)
+  redis.call('HSET', st, 'state', 'open', 'open_until', fmt(now + wait))
+  forget()
+  publish()
+end
+local function close()
+  redis.call('HINCRBY', st, 'epoch', 1)
+  redis.call('HSET', st, 'state', 'closed', 'opens', 0)
+  redis.call('HDEL', st, 'open_until')
+  forget()
+  publish()
+end
+"#;
+
+/// Reports outcome counts and this replica's vote; opens the fleet when enough replicas
+/// voted and enough calls were seen in the window; restores an open state after a data loss.
+/// Counted only for the current epoch (or from a replica that has not seen any yet).
+///
+/// ARGV: 9 calls, 10 failures, 11 vote (1 open, -1 withdraw, 0 none), 12 wait (ms),
+/// 13 min replicas, 14 min calls, 15 restore (ms, 0 for none).
+const REPORT: &str = r#"
+local voters, volume, accepted = 0, 0, 0
+local restore = tonumber(ARGV[15])
+if restore > 0 and num('epoch') == 0 and redis.call('HGET', st, 'state') == 'closed' then
+  open(restore)
+elseif (same or ARGV[6] == '') and redis.call('HGET', st, 'state') == 'closed' then
+  accepted = 1
+  local bucket_ms = math.max(1, math.floor(window / 10))
+  local b = math.floor(now / bucket_ms)
+  local calls, failures = tonumber(ARGV[9]), tonumber(ARGV[10])
+  if calls > 0 then
+    redis.call('HINCRBY', counts, fmt(b) .. ':c', calls)
+    if failures > 0 then redis.call('HINCRBY', counts, fmt(b) .. ':f', failures) end
+  end
+  local vote = tonumber(ARGV[11])
+  if vote == 1 then
+    redis.call('HSET', votes, ARGV[8], fmt(now + window) .. ':' .. ARGV[12])
+  elseif vote == -1 then
+    redis.call('HDEL', votes, ARGV[8])
+  end
+  local wait = 0
+  local all = redis.call('HGETALL', votes)
+  for i = 1, #all, 2 do
+    local exp, w = string.match(all[i + 1], '^(%d+):(%d+)$')
+    if exp and tonumber(exp) > now then
+      voters = voters + 1
+      wait = math.max(wait, tonumber(w))
+    else
+      redis.call('HDEL', votes, all[i])
+    end
+  end
+  local cs = redis.call('HGETALL', counts)
+  for i = 1, #cs, 2 do
+    local bk, kind = string.match(cs[i], '^(%d+):(%a)$')
+    if bk and tonumber(bk) > b - 10 then
+      if kind == 'c' then volume = volume + tonumber(cs[i + 1]) end
+    else
+      redis.call('HDEL', counts, cs[i])
+    end
+  end
+  if voters > 0 and voters >= tonumber(ARGV[13]) and volume >= tonumber(ARGV[14]) then
+    open(wait)
+  else
+    redis.call('PEXPIRE', votes, 2 * window)
+    redis.call('PEXPIRE', counts, 2 * window)
+  end
+end
+redis.call('PEXPIRE', st, ttl)
+return snapshot(accepted, voters, volume)
+"#;
+
+/// Asks for the fleet's probe lease: granted when the open wait has passed (by the
+/// server's clock) and no unexpired lease is out.
+///
+/// ARGV: 9 lease (ms).
+const PROBE: &str = r#"
+local granted = 0
+if same and redis.call('HGET', st, 'state') == 'open' and num('open_until') <= now then
+  if num('lease_id') == 0 or num('lease_until') <= now then
+    local id = redis.call('HINCRBY', st, 'round', 1)
+    redis.call('HSET', st, 'lease_id', id, 'lease_until', fmt(now + tonumber(ARGV[9])), 'lease_holder', ARGV[8])
+    granted = 1
+  end
+end
+redis.call('PEXPIRE', st, ttl)
+return snapshot(granted, 0, 0)
+"#;
+
+/// The lease holder's verdict: closes the fleet, or reopens it for the given wait.
+/// Ignored unless the epoch is current and the lease is still the latest one granted.
+///
+/// ARGV: 9 lease id, 10 success (1 or 0), 11 wait (ms).
+const PROBE_RESULT: &str = r#"
+local lease = tonumber(ARGV[9])
+if same and redis.call('HGET', st, 'state') == 'open' and lease > 0 and num('lease_id') == lease then
+  if ARGV[10] == '1' then close() else open(tonumber(ARGV[11])) end
+end
+redis.call('PEXPIRE', st, ttl)
+return snapshot(0, 0, 0)
+"#;
+
+/// Reads the state (creating it if missing).
+const STATE: &str = r#"
+redis.call('PEXPIRE', st, ttl)
+return snapshot(0, 0, 0)
+"#;
+
+/// The four scripts, compiled once per fleet.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) report: Script,
+    pub(crate) probe: Script,
+    pub(crate) probe_result: Script,
+    pub(crate) state: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        let with = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        Self { report: with(REPORT), probe: with(PROBE), probe_result: with(PROBE_RESULT), state: with(STATE) }
+    }
+}
+
+/// The fleet's state of one breaker, as a script or a push reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Code {
+    Closed,
+    /// Open, with time remaining.
+    Open,
+    /// Open, its wait passed: probing through the lease.
+    HalfOpen,
+}
+
+impl Code {
+    fn from_i64(n: i64) -> Self {
+        match n {
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            _ => Self::Closed,
+        }
+    }
+}
+
+/// A script's reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub(crate) code: Code,
+    pub(crate) epoch: u64,
+    /// Time left in the open wait, by the server's clock.
+    pub(crate) remaining: Duration,
+    /// The incarnation token: it changes when Redis loses the breaker's keys.
+    pub(crate) inc: String,
+    /// The probe lease currently out (0: none), when half-open.
+    pub(crate) lease_id: u64,
+    pub(crate) lease_left: Duration,
+    /// `probe`: whether this call was granted the lease; `report`: whether the counts
+    /// and vote were counted.
+    pub(crate) granted: bool,
+    pub(crate) opens: u64,
+    /// `report`: replicas voting open, and calls, in the window.
+    pub(crate) voters: u64,
+    pub(crate) volume: u64,
+}
+
+pub(crate) type Raw = (i64, u64, i64, String, u64, i64, i64, u64, u64, u64);
+
+impl Snapshot {
+    pub(crate) fn from_raw(r: Raw) -> Self {
+        let ms = |n: i64| Duration::from_millis(u64::try_from(n).unwrap_or(0));
+        Self {
+            code: Code::from_i64(r.0),
+            epoch: r.1,
+            remaining: ms(r.2),
+            inc: r.3,
+            lease_id: r.4,
+            lease_left: ms(r.5),
+            granted: r.6 == 1,
+            opens: r.7,
+            voters: r.8,
+            volume: r.9,
+        }
+    }
+
+    /// Parses a push: `inc|epoch|code|remaining_ms|breaker`. Returns the breaker's name.
+    pub(crate) fn from_push(payload: &str) -> Option<(String, Self)> {
+        let mut parts = payload.splitn(5, '|');
+        let inc = parts.next()?.to_owned();
+        let epoch = parts.next()?.parse().ok()?;
+        let code = Code::from_i64(parts.next()?.parse().ok()?);
+        let remaining = Duration::from_millis(parts.next()?.parse().ok()?);
+        let name = parts.next()?.to_owned();
+        let snap = Self {
+            code,
+            epoch,
+            remaining,
+            inc,
+            lease_id: 0,
+            lease_left: Duration::ZERO,
+            granted: false,
+            opens: 0,
+            voters: 0,
+            volume: 0,
+        };
+        Some((name, snap))
+    }
+}
+
+/// The key names of one breaker.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    pub(crate) state: String,
+    pub(crate) votes: String,
+    pub(crate) counts: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str, service: &str, breaker: &str) -> Self {
+        let tag = format!("{prefix}:{{{service}:{breaker}}}");
+        Self { state: format!("{tag}:state"), votes: format!("{tag}:votes"), counts: format!("{tag}:counts") }
+    }
+}
+
+/// The pub/sub channel of a service.
+pub(crate) fn channel(prefix: &str, service: &str) -> String {
+    format!("{prefix}:{service}:events")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::test_support as support;
+
+    /// The scripts on a real server, called as a replica would.
+    struct Server {
+        _server: support::RedisServer,
+        con: redis::Connection,
+        scripts: Scripts,
+        keys: Keys,
+    }
+
+    impl Server {
+        fn start() -> Self {
+            let server = support::RedisServer::start();
+            let con = server.connection();
+            Self { _server: server, con, scripts: Scripts::new(), keys: Keys::new("t", "svc", "b") }
+        }
+
+        /// Calls `script` as `replica`, having seen `seen` (incarnation, epoch).
+        fn call(&mut self, script: &str, replica: &str, seen: (&str, u64), extra: &[u64]) -> Snapshot {
+            let script = match script {
+                "report" => &self.scripts.report,
+                "probe" => &self.scripts.probe,
+                "probe_result" => &self.scripts.probe_result,
+                _ => &self.scripts.state,
+            };
+            let mut inv = script.prepare_invoke();
+            inv.key(&self.keys.state).key(&self.keys.votes).key(&self.keys.counts);
+            inv.arg(format!("tok-{}", crate::worker::random()))
+                .arg(60_000)
+                .arg(10_000)
+                .arg("t:svc:events")
+                .arg("b")
+                .arg(seen.0)
+                .arg(seen.1)
+                .arg(replica);
+            for a in extra {
+                inv.arg(*a);
+            }
+            Snapshot::from_raw(inv.invoke(&mut self.con).expect("the script runs"))
+        }
+
+        /// A vote to open (calls, failures, vote, wait, min replicas, min calls, restore).
+        fn vote(&mut self, replica: &str, seen: (&str, u64), min_replicas: u64) -> Snapshot {
+            self.call("report", replica, seen, &[5, 5, 1, 200, min_replicas, 1, 0])
+        }
+    }
+
+    #[test]
+    fn the_state_is_created_once_with_an_incarnation_and_a_ttl() {
+        let mut s = Server::start();
+        let a = s.call("state", "a", ("", 0), &[]);
+        assert_eq!((a.code, a.epoch), (Code::Closed, 0));
+        assert!(a.inc.starts_with("tok-"));
+        let b = s.call("state", "b", ("", 0), &[]);
+        assert_eq!(b.inc, a.inc, "created once");
+        let ttl: i64 = redis::cmd("PTTL").arg(&s.keys.state).query(&mut s.con).unwrap();
+        assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+    }
+
+    #[test]
+    fn votes_open_the_fleet_at_the_quorum_and_stale_votes_do_not_count() {
+        let mut s = Server::start();
+        let inc = s.call("state", "a", ("", 0), &[]).inc;
+        let one = s.vote("a", (&inc, 0), 2);
+        assert_eq!((one.code, one.voters, one.volume, one.granted), (Code::Closed, 1, 5, true));
+        // The same replica again is still one voter.
+        assert_eq!(s.vote("a", (&inc, 0), 2).voters, 1);
+        let two = s.vote("b", (&inc, 0), 2);
+        assert_eq!((two.code, two.epoch), (Code::Open, 1));
+        assert!(two.remaining > Duration::from_millis(150) && two.remaining <= Duration::from_millis(200));
+        assert_eq!(two.opens, 1);
+        // While open, votes and counts are not counted.
+        assert!(!s.vote("c", (&inc, 1), 1).granted);
+
+        // Close it through a probe, then replay an epoch-1 vote: ignored.
+        std::thread::sleep(Duration::from_millis(220));
+        let lease = s.call("probe", "a", (&inc, 1), &[1_000]);
+        assert!(lease.granted);
+        let closed = s.call("probe_result", "a", (&inc, 1), &[lease.lease_id, 1, 0]);
+        assert_eq!((closed.code, closed.epoch, closed.opens), (Code::Closed, 2, 0));
+        let stale = s.call("report", "c", (&inc, 1), &[5, 5, 1, 200, 1, 1, 0]);
+        assert_eq!((stale.code, stale.epoch, stale.granted), (Code::Closed, 2, false));
+        // Another incarnation's vote is not counted either.
+        assert!(!s.call("report", "c", ("other", 2), &[5, 5, 1, 200, 1, 1, 0]).granted);
+    }
+
+    #[test]
+    fn the_volume_gate_holds_a_trip_until_enough_calls() {
+        let mut s = Server::start();
+        let inc = s.call("state", "a", ("", 0), &[]).inc;
+        let r = s.call("report", "a", (&inc, 0), &[3, 3, 1, 200, 1, 10, 0]);
+        assert_eq!((r.code, r.voters, r.volume), (Code::Closed, 1, 3));
+        let r = s.call("report", "b", (&inc, 0), &[7, 0, 0, 0, 1, 10, 0]);
+        assert_eq!((r.code, r.volume), (Code::Open, 10), "b's successes complete the volume; a's vote holds");
+    }
+
+    #[test]
+    fn one_probe_lease_at_a_time_and_only_the_current_one_decides() {
+        let mut s = Server::start();
+        let inc = s.call("state", "a", ("", 0), &[]).inc;
+        assert_eq!(s.vote("a", (&inc, 0), 1).epoch, 1);
+        // Before the wait passes: no lease.
+        let early = s.call("probe", "a", (&inc, 1), &[100]);
+        assert!(!early.granted && early.code == Code::Open);
+        std::thread::sleep(Duration::from_millis(220));
+        let a = s.call("probe", "a", (&inc, 1), &[100]);
+        assert!(a.granted && a.code == Code::HalfOpen);
+        let b = s.call("probe", "b", (&inc, 1), &[100]);
+        assert!(!b.granted);
+        assert_eq!(b.lease_id, a.lease_id);
+        assert!(b.lease_left > Duration::ZERO && b.lease_left <= Duration::from_millis(100));
+        // a's lease runs out silently: b gets the next one; a's late verdict is ignored.
+        std::thread::sleep(Duration::from_millis(120));
+        let b = s.call("probe", "b", (&inc, 1), &[100]);
+        assert!(b.granted && b.lease_id > a.lease_id);
+        let late = s.call("probe_result", "a", (&inc, 1), &[a.lease_id, 1, 0]);
+        assert_eq!((late.code, late.epoch), (Code::HalfOpen, 1));
+        // A verdict for an older epoch is ignored too.
+        let stale = s.call("probe_result", "b", (&inc, 0), &[b.lease_id, 1, 0]);
+        assert_eq!(stale.epoch, 1);
+        // b's failure reopens for its wait, in a new epoch.
+        let reopened = s.call("probe_result", "b", (&inc, 1), &[b.lease_id, 0, 300]);
+        assert_eq!((reopened.code, reopened.epoch, reopened.opens), (Code::Open, 2, 2));
+        assert!(reopened.remaining > Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_lost_state_is_restored_once() {
+        let mut s = Server::start();
+        let inc = s.call("state", "a", ("", 0), &[]).inc;
+        s.vote("a", (&inc, 0), 1);
+        let _: () = redis::cmd("FLUSHALL").query(&mut s.con).unwrap();
+        let fresh = s.call("state", "a", (&inc, 1), &[]);
+        assert_ne!(fresh.inc, inc, "a new incarnation");
+        assert_eq!((fresh.code, fresh.epoch), (Code::Closed, 0));
+        let restored = s.call("report", "a", (&inc, 1), &[0, 0, 0, 0, 2, 10, 500]);
+        assert_eq!((restored.code, restored.epoch), (Code::Open, 1));
+        assert!(restored.remaining > Duration::from_millis(400));
+        let again = s.call("report", "b", (&inc, 1), &[0, 0, 0, 0, 2, 10, 900]);
+        assert_eq!((again.epoch, again.inc), (1, restored.inc), "the first restore wins");
+        assert!(again.remaining <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let k = Keys::new("breakerbox", "checkout", "payments/eu");
+        for key in [&k.state, &k.votes, &k.counts] {
+            assert!(key.starts_with("breakerbox:{checkout:payments/eu}:"), "{key}");
+        }
+        assert_eq!(channel("breakerbox", "checkout"), "breakerbox:checkout:events");
+    }
+
+    #[test]
+    fn pushes_parse_with_any_breaker_name() {
+        let (name, s) = Snapshot::from_push("abc|7|1|1500|up|stream/host:443").unwrap();
+        assert_eq!(name, "up|stream/host:443");
+        assert_eq!((s.inc.as_str(), s.epoch, s.code, s.remaining), ("abc", 7, Code::Open, Duration::from_millis(1500)));
+        assert!(Snapshot::from_push("abc|x|1|0|n").is_none());
+        assert!(Snapshot::from_push("abc|1|1").is_none());
+    }
+}
