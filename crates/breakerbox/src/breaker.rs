@@ -474,7 +474,7 @@ impl Inner {
 
     fn reject(&self, state: State, retry_after: Option<u64>) -> Rejected {
         self.stats.rejected();
-        let rejected = Rejected::new(self.name.clone(), state, retry_after.map(Duration::from_nanos));
+        let rejected = Rejected::from_nanos(self.name.clone(), state, retry_after);
         self.telemetry.rejected(&rejected);
         if !self.listeners.rejection.is_empty() {
             self.listeners.rejection(&rejected);

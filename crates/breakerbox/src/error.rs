@@ -36,9 +36,9 @@ pub struct Rejected {
 const NO_RETRY_AFTER: u64 = u64::MAX;
 
 impl Rejected {
-    pub(crate) fn new(name: Name, state: State, retry_after: Option<Duration>) -> Self {
-        let retry_after = retry_after.map_or(NO_RETRY_AFTER, |d| crate::clock::nanos(d).min(NO_RETRY_AFTER - 1));
-        Self { name, state, retry_after }
+    #[inline]
+    pub(crate) fn from_nanos(name: Name, state: State, retry_after: Option<u64>) -> Self {
+        Self { name, state, retry_after: retry_after.map_or(NO_RETRY_AFTER, |n| n.min(NO_RETRY_AFTER - 1)) }
     }
 
     /// The name of the breaker that rejected the call.

@@ -173,7 +173,7 @@ where
                 // It turned half-open in between: give the slot back.
                 Ok(permit) => {
                     drop(permit);
-                    Rejected::new(self.breaker.inner_name(), State::Open, Some(std::time::Duration::ZERO))
+                    Rejected::from_nanos(self.breaker.inner_name(), State::Open, Some(0))
                 }
             };
             return ResponseFuture::rejected(rejected, self.classifier.clone());
