@@ -139,9 +139,10 @@ impl Member {
         }
     }
 
-    /// Opens the breaker for the fleet.
+    /// Opens the breaker for the fleet, or moves the end of its hold: holding an open
+    /// breaker again counts no new opening, so its own exponential wait does not grow.
     fn open_for(&mut self, wait: Duration) {
-        self.breaker.open_for(wait);
+        self.breaker.hold_open(wait);
         self.acted_at = Some(std::time::Instant::now());
     }
 

@@ -297,6 +297,19 @@ impl Breaker {
         self.inner.open_for(wait);
     }
 
+    /// Holds the breaker open until `wait` from now. If it is Open, only its deadline
+    /// moves (earlier or later): no new opening is counted, no event is emitted, and the
+    /// next exponential wait does not grow. Otherwise it opens as
+    /// [`open_for`](Self::open_for) does.
+    ///
+    /// For coordinators that keep a breaker open on behalf of others (a fleet holding
+    /// its replicas while one of them probes), and move the end of that hold.
+    pub fn hold_open(&self, wait: Duration) {
+        if !self.inner.move_deadline(wait) {
+            self.inner.open_for(wait);
+        }
+    }
+
     /// Closes the breaker and clears the policy's counters, like [`reset`](Self::reset),
     /// but reported with [`Reason::External`](crate::Reason::External): for coordinators
     /// (a fleet that saw a probe succeed elsewhere).
@@ -626,6 +639,34 @@ impl Inner {
                     .then(|| Word { in_flight: w.in_flight - 1, ..w })
             });
         }
+    }
+
+    /// Moves the deadline of an Open breaker to `wait` from now; false if it is not Open.
+    fn move_deadline(&self, wait: Duration) -> bool {
+        let cur = self.word.load(Ordering::Acquire);
+        if Word::kind_of(cur) != OPEN {
+            return false;
+        }
+        let generation = Word::generation_of(cur);
+        let new = packed::pack_deadline(generation, self.now().saturating_add(nanos(wait)), self.base);
+        let mut raw = self.deadline.load(Ordering::Acquire);
+        loop {
+            match packed::read_deadline(raw, generation, self.base) {
+                // Same generation: replace (a CAS, so a transition that stores a newer
+                // tag meanwhile wins).
+                Deadline::At(_) => {
+                    match self.deadline.compare_exchange_weak(raw, new, Ordering::Release, Ordering::Acquire) {
+                        Ok(_) => break,
+                        Err(actual) => raw = actual,
+                    }
+                }
+                // Not stored yet, or already superseded: treat as not open.
+                Deadline::Pending | Deadline::Stale => return false,
+            }
+        }
+        // The breaker may have left Open(generation) between the load and the store;
+        // the tag keeps the moved deadline from applying to any other generation.
+        Word::generation_of(self.word.load(Ordering::Acquire)) == generation
     }
 
     fn open_for(&self, wait: Duration) {

@@ -677,3 +677,35 @@ fn the_clock_is_shared_with_adapters() {
     clock.advance(Duration::from_millis(7));
     assert_eq!(b.clock().now_nanos(), 7_000_000);
 }
+
+#[test]
+fn hold_open_moves_the_deadline_without_counting_an_opening() {
+    let clock = ManualClock::new();
+    let transitions = Arc::new(AtomicUsize::new(0));
+    let b = builder(&clock, 1, 1)
+        .open_wait(OpenWait::exponential(Duration::from_secs(1), Duration::from_secs(60)))
+        .on_state_change({
+            let t = Arc::clone(&transitions);
+            move |_| {
+                t.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    b.hold_open(Duration::from_secs(5)); // closed: opens, as open_for does
+    assert_eq!((b.metrics().opens, transitions.load(Ordering::Relaxed)), (1, 1));
+    for _ in 0..3 {
+        b.hold_open(Duration::from_secs(20));
+    }
+    assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(20)));
+    assert_eq!((b.metrics().opens, transitions.load(Ordering::Relaxed)), (1, 1), "no new opening, no event");
+    b.hold_open(Duration::from_secs(2)); // earlier, too
+    clock.advance(Duration::from_secs(2));
+    assert!(b.is_half_open());
+    b.try_acquire().unwrap().failure();
+    assert_eq!(
+        b.try_acquire().unwrap_err().retry_after(),
+        Some(Duration::from_secs(2)),
+        "the exponential wait grew by one opening only"
+    );
+}
