@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::splitmix64;
-use crate::clock::{Clock, MonotonicClock, nanos};
+use crate::clock::{Clock, MonotonicClock, Source, nanos};
 use crate::event::{Listeners, Reason, Recorded, Transition};
 use crate::policy::tracker::Tracker;
 use crate::state::packed::{
@@ -94,7 +94,7 @@ pub(crate) struct Inner {
     probe_lease: u64,
     open_wait: OpenWait,
     retry_after_limit: Duration,
-    clock: Arc<dyn Clock>,
+    clock: Source,
     listeners: Listeners,
     telemetry: Telemetry,
     /// A success while closed needs only the counter and the streak: no clock, no
@@ -346,7 +346,7 @@ impl Breaker {
     /// The breaker's clock, for adapters that keep time beside it (a retry budget, a
     /// fleet) and must agree with it, `ManualClock` included.
     pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.inner.clock)
+        self.inner.clock.to_arc()
     }
 
     /// Whether `self` and `other` are handles to the same breaker.
@@ -398,7 +398,7 @@ struct Ticket {
 impl Inner {
     #[inline(always)]
     fn now(&self) -> u64 {
-        self.clock.now_nanos()
+        self.clock.now()
     }
 
     #[inline]
@@ -954,7 +954,7 @@ pub struct BreakerBuilder {
     probes: u32,
     probe_lease: Duration,
     retry_after_limit: Duration,
-    clock: Option<Arc<dyn Clock>>,
+    clock: Option<Source>,
     listeners: Listeners,
 }
 
@@ -1023,7 +1023,7 @@ impl BreakerBuilder {
     /// The time source. See [`crate::clock`].
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.clock = Some(Source::new(clock));
         self
     }
 
@@ -1082,11 +1082,11 @@ impl BreakerBuilder {
     }
 
     pub(crate) fn build_valid(&self) -> Breaker {
-        let clock: Arc<dyn Clock> = match &self.clock {
-            Some(c) => Arc::clone(c),
-            None => Arc::new(MonotonicClock::new()),
+        let clock = match &self.clock {
+            Some(c) => c.clone(),
+            None => Source::Monotonic(MonotonicClock::new()),
         };
-        let base = clock.now_nanos();
+        let base = clock.now();
         let mut inner = Inner {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),
             deadline: AtomicU64::new(0),

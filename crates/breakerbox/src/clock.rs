@@ -60,6 +60,52 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     }
 }
 
+/// The clock a breaker holds: the built-in clocks by value, read without a virtual
+/// call or an extra pointer (the open path reads the clock on every rejection), any
+/// other behind `Arc<dyn Clock>`.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    Monotonic(MonotonicClock),
+    Coarse(CoarseClock),
+    Manual(ManualClock),
+    Custom(std::sync::Arc<dyn Clock>),
+}
+
+impl Source {
+    pub(crate) fn new<C: Clock>(clock: C) -> Self {
+        let any: &dyn std::any::Any = &clock;
+        if let Some(c) = any.downcast_ref::<MonotonicClock>() {
+            Self::Monotonic(*c)
+        } else if let Some(c) = any.downcast_ref::<CoarseClock>() {
+            Self::Coarse(c.clone())
+        } else if let Some(c) = any.downcast_ref::<ManualClock>() {
+            Self::Manual(c.clone())
+        } else {
+            Self::Custom(std::sync::Arc::new(clock))
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn now(&self) -> u64 {
+        match self {
+            Self::Monotonic(c) => c.now_nanos(),
+            Self::Coarse(c) => c.now_nanos(),
+            Self::Manual(c) => c.now_nanos(),
+            Self::Custom(c) => c.now_nanos(),
+        }
+    }
+
+    /// A shareable handle on the same time.
+    pub(crate) fn to_arc(&self) -> std::sync::Arc<dyn Clock> {
+        match self {
+            Self::Monotonic(c) => std::sync::Arc::new(*c),
+            Self::Coarse(c) => std::sync::Arc::new(c.clone()),
+            Self::Manual(c) => std::sync::Arc::new(c.clone()),
+            Self::Custom(c) => std::sync::Arc::clone(c),
+        }
+    }
+}
+
 /// Converts a duration to whole nanoseconds, saturating at `u64::MAX` (584 years).
 #[inline]
 pub(crate) fn nanos(d: std::time::Duration) -> u64 {
