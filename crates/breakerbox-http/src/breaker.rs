@@ -418,21 +418,11 @@ impl<C: HttpClient> HttpBreaker<C> {
 
 impl<C: HttpClient> Shared<C> {
     fn breaker_for(&self, uri: &Uri) -> Result<BreakerRef<'_>, &'static str> {
-        let scheme = uri.scheme_str().ok_or("no scheme: expected http:// or https://")?;
-        let default_port = if scheme.eq_ignore_ascii_case("http") {
-            80
-        } else if scheme.eq_ignore_ascii_case("https") {
-            443
-        } else {
-            return Err("unsupported scheme: expected http or https");
-        };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or("no host")?;
         match &self.breakers {
-            Breakers::One(b) => Ok(BreakerRef::Borrowed(b)),
+            Breakers::One(b) => crate::host::with_uri_key(uri, |_| BreakerRef::Borrowed(b)),
+            // The key is built on the stack: a known host costs no allocation.
             Breakers::PerHost { family, .. } => {
-                let port = uri.port_u16().unwrap_or(default_port);
-                let key = format!("{}://{}:{port}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase());
-                Ok(BreakerRef::Owned(family.get(key.as_str())))
+                crate::host::with_uri_key(uri, |key| BreakerRef::Owned(family.get(key)))
             }
         }
     }
@@ -576,6 +566,8 @@ pub struct HttpBreakerBuilder<C: HttpClient, T = HttpBreaker<C>> {
     fallback: Option<Fallback<C::Response, C::Error>>,
     retry: Option<Retry>,
     per_host: Option<PerHost>,
+    /// A contradiction found while applying settings (`HttpConfig`), reported by `build`.
+    invalid: Option<ConfigError>,
     _build: PhantomData<fn() -> T>,
 }
 
@@ -596,6 +588,7 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
             fallback: None,
             retry: None,
             per_host: None,
+            invalid: None,
             _build: PhantomData,
         }
     }
@@ -762,6 +755,9 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
 
     /// Builds the async breaker, whatever `T` says.
     pub(crate) fn build_async(self) -> Result<HttpBreaker<C>, ConfigError> {
+        if let Some(invalid) = self.invalid {
+            return Err(invalid);
+        }
         if let Some(retry) = &self.retry {
             retry.validate()?;
         }
@@ -772,7 +768,16 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
                 if let Some(idle) = per_host.idle {
                     family = family.idle_timeout(idle);
                 }
-                Breakers::PerHost { family: family.build()?, blank: self.template.build()? }
+                // The family's bounds go by this builder's names.
+                let family = family.build().map_err(|e| {
+                    let field = match e.field() {
+                        "max_breakers" => "max_hosts",
+                        "idle_timeout" => "host_idle_timeout",
+                        other => other,
+                    };
+                    ConfigError::new(field, format_args!("{}", e.value()), e.expected())
+                })?;
+                Breakers::PerHost { family, blank: self.template.build()? }
             }
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
@@ -784,6 +789,40 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
             retry: self.retry.map(|r| RetryState::new(r, clock)),
         };
         Ok(HttpBreaker { client: self.client, methods: Methods::standard(), shared: Arc::new(shared) })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
+    /// Applies `config` to a fresh builder: its breaker settings become the template,
+    /// then its HTTP settings.
+    pub(crate) fn configured(mut self, config: &crate::config::HttpConfig) -> Self {
+        self = self.template(config.template()).classifier(config.classifier());
+        match config.per_host {
+            Some(false) if config.max_hosts.is_some() || config.host_idle_timeout.is_some() => {
+                let (field, value) = match (config.max_hosts, config.host_idle_timeout) {
+                    (Some(n), _) => ("max_hosts", n.to_string()),
+                    (None, d) => ("host_idle_timeout", format!("{:?}", d.unwrap_or_default())),
+                };
+                self.invalid = Some(ConfigError::new(
+                    field,
+                    format_args!("{value}"),
+                    "no per-host bound when `per_host = false` (a bound implies `per_host = true`)",
+                ));
+            }
+            Some(true) => self = self.per_host(),
+            _ => {}
+        }
+        if let Some(n) = config.max_hosts {
+            self = self.max_hosts(n);
+        }
+        if let Some(d) = config.host_idle_timeout {
+            self = self.host_idle_timeout(d);
+        }
+        if let Some(retry) = &config.retry {
+            self = self.retry(retry.to_retry());
+        }
+        self
     }
 }
 

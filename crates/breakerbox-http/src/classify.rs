@@ -161,6 +161,21 @@ impl fmt::Debug for Classifier {
     }
 }
 
+/// The report on a response for the adapters (tower, reqwest-middleware): its outcome,
+/// and the `Retry-After` of a failing 429 or 503.
+#[cfg(any(feature = "tower", feature = "reqwest-middleware"))]
+pub(crate) fn report(classifier: &Classifier, status: StatusCode, headers: &HeaderMap) -> breakerbox::Report {
+    use breakerbox::Report;
+    let outcome = classifier.classify(&Attempt::Response { status, headers });
+    if outcome != Outcome::Failure {
+        return Report::new(outcome);
+    }
+    match retry_after(status, headers, SystemTime::now()) {
+        Some(hint) => Report::failure().with_retry_after(hint),
+        None => Report::failure(),
+    }
+}
+
 /// The `Retry-After` of a 429 or 503 response: delay-seconds or an HTTP date (a date in
 /// the past is zero). Anything else, and any other status, gives `None`.
 pub(crate) fn retry_after(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {

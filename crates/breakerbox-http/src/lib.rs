@@ -33,16 +33,29 @@
 //! - [`Retry`] and [`RetryBudget`]: retries that go through the breaker, within a budget.
 //! - [`HttpClient`], [`BlockingHttpClient`], [`HttpResponse`]: the client interface, for
 //!   any other client.
+//! - `tower` (feature): `StatusClassifier` for the core's tower layer,
+//!   and `PerHostLayer`, one breaker per host around hyper-util's client or any tower
+//!   HTTP service.
+//! - `reqwest_middleware` (feature): `BreakerMiddleware`, per host by default, for a
+//!   reqwest-middleware chain beside reqwest-retry and reqwest-tracing.
+//! - `config` (feature `serde`): `HttpConfig`, an [`HttpBreaker`]'s settings from TOML,
+//!   YAML, JSON or the environment.
 //!
 //! `cargo run --example demo` (from the repository root) replays the original's story
 //! against a flaky local server.
 //!
 //! # Feature flags
 //!
-//! | feature | default | what it adds |
-//! |---|---|---|
-//! | `reqwest` | yes | [`HttpClient`] for `reqwest::Client` (reqwest 0.13 without default features: pick your TLS in your own `Cargo.toml`) |
-//! | `ureq` | no | [`BlockingHttpClient`] for `ureq::Agent` (ureq 3 without default features) |
+//! | feature | default | what it adds | example |
+//! |---|---|---|---|
+//! | `reqwest` | yes | [`HttpClient`] for `reqwest::Client` (reqwest 0.13 without default features: pick your TLS in your own `Cargo.toml`) | `demo` |
+//! | `ureq` | no | [`BlockingHttpClient`] for `ureq::Agent` (ureq 3 without default features) | |
+//! | `tower` | no | `tower::StatusClassifier` (the crate's classifiers for `http::Response`, with `Retry-After`) for the core's `CircuitBreakerLayer`, `tower::layer(breaker)`, and `tower::PerHostLayer` / `PerHostService`: one breaker per scheme, host and port; `poll_ready` never fails because a breaker is open, `call` rejects with a `BoxError` that downcasts to [`Rejected`] | `tower` |
+//! | `reqwest-middleware` | no | `BreakerMiddleware` for reqwest-middleware 0.5 chains (per host by default, or `single`), inside reqwest-retry and beside reqwest-tracing; its rejection is `reqwest_middleware::Error::Middleware`, downcasting to [`Rejected`] | `middleware` |
+//! | `serde` | no | `config::HttpConfig`: the core breaker's settings plus `classifier`, `per_host`, `max_hosts`, `host_idle_timeout` and `retry`, from TOML, YAML, JSON or environment variables, durations written as `"30s"`; unknown keys rejected, every bad value named by `build()` | `config` |
+//!
+//! Run an example from the repository root with `cargo run -p breakerbox-http --example
+//! <name> --features <feature>`; each starts its own server on 127.0.0.1.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -50,15 +63,27 @@ pub mod blocking;
 mod breaker;
 pub mod classify;
 pub mod client;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 mod error;
 mod fallback;
+mod host;
 mod method;
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest-middleware"))]
 mod reqwest;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub mod reqwest_middleware;
 mod retry;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 #[cfg(feature = "ureq")]
 mod ureq;
 
+#[cfg(feature = "reqwest-middleware")]
+pub use crate::reqwest_middleware::BreakerMiddleware;
 pub use breaker::{HttpBreaker, HttpBreakerBuilder};
 pub use classify::{Attempt, Classifier};
 pub use client::{BlockingHttpClient, ErrorKind, HttpClient, HttpResponse, Request};

@@ -1,17 +1,23 @@
-//! The reqwest client (feature `reqwest`).
+//! The reqwest client (feature `reqwest`), and what the reqwest-middleware adapter
+//! shares with it (feature `reqwest-middleware`).
 
+#[cfg(feature = "reqwest")]
 use std::future::Future;
+#[cfg(feature = "reqwest")]
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
 
-use crate::{ErrorKind, HttpClient, HttpResponse, Request};
+use crate::{ErrorKind, HttpResponse};
+#[cfg(feature = "reqwest")]
+use crate::{HttpClient, Request};
 
 /// `reqwest::Client` sends the request with its own `execute`, so its settings
 /// (timeouts, TLS, proxies, default headers) all apply.
 ///
 /// Errors: a request reqwest cannot build is [`ErrorKind::Request`], a timeout
 /// [`ErrorKind::Timeout`], a failed connection [`ErrorKind::Connect`].
+#[cfg(feature = "reqwest")]
 impl HttpClient for ::reqwest::Client {
     type Response = ::reqwest::Response;
     type Error = ::reqwest::Error;
@@ -23,15 +29,7 @@ impl HttpClient for ::reqwest::Client {
     }
 
     fn error_kind(error: &::reqwest::Error) -> ErrorKind {
-        if error.is_builder() {
-            ErrorKind::Request
-        } else if error.is_timeout() {
-            ErrorKind::Timeout
-        } else if error.is_connect() {
-            ErrorKind::Connect
-        } else {
-            ErrorKind::Other
-        }
+        error_kind(error)
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
@@ -49,12 +47,27 @@ impl HttpResponse for ::reqwest::Response {
     }
 }
 
+/// What kind of error a reqwest error is, for the classifiers (here and in the
+/// reqwest-middleware adapter).
+pub(crate) fn error_kind(error: &::reqwest::Error) -> ErrorKind {
+    if error.is_builder() {
+        ErrorKind::Request
+    } else if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Other
+    }
+}
+
 /// The request as reqwest's own, sent exactly as `client.get(url).send()` would send it
 /// (no body rather than an empty one).
 ///
 /// The fast path joins the URL's parts for `Url::parse` (`Uri`'s `Display` costs more);
 /// a URL reqwest refuses, or a request with extensions, takes reqwest's own conversion,
 /// which gives reqwest's own error.
+#[cfg(feature = "reqwest")]
 fn to_reqwest(request: Request) -> Result<::reqwest::Request, ::reqwest::Error> {
     let uri = request.uri();
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {

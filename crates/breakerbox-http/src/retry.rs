@@ -63,14 +63,19 @@ pub struct Retry {
     all_methods: bool,
 }
 
+/// The first wait of the default backoff.
+pub(crate) const DEFAULT_BASE: Duration = Duration::from_millis(50);
+/// The longest wait of the default backoff.
+pub(crate) const DEFAULT_MAX: Duration = Duration::from_secs(2);
+
 impl Retry {
     /// At most `attempts` attempts per request, the first included (at least 1; 1 means
     /// no retry).
     pub const fn attempts(attempts: u32) -> Self {
         Self {
             attempts,
-            base: Duration::from_millis(50),
-            max: Duration::from_secs(2),
+            base: DEFAULT_BASE,
+            max: DEFAULT_MAX,
             jitter: 0.5,
             budget: Some(RetryBudget::new(0.2)),
             all_methods: false,
@@ -139,11 +144,7 @@ impl Retry {
             return Err(ConfigError::new("retry.attempts", 0, "at least 1"));
         }
         if self.max < self.base {
-            return Err(ConfigError::new(
-                "retry.backoff.max",
-                self.max,
-                format!("at least the base ({:?})", self.base),
-            ));
+            return Err(ConfigError::new("retry.max", self.max, format!("at least the base ({:?})", self.base)));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(ConfigError::new("retry.jitter", self.jitter, "a fraction from 0.0 to 1.0 (not NaN)"));
@@ -394,7 +395,7 @@ mod tests {
     fn bad_settings_name_their_field() {
         let cases = [
             (Retry::attempts(0), "retry.attempts"),
-            (Retry::attempts(2).with_backoff(Duration::from_secs(2), Duration::from_secs(1)), "retry.backoff.max"),
+            (Retry::attempts(2).with_backoff(Duration::from_secs(2), Duration::from_secs(1)), "retry.max"),
             (Retry::attempts(2).with_jitter(f64::NAN), "retry.jitter"),
             (Retry::attempts(2).with_budget(RetryBudget::new(-1.0)), "retry.budget.ratio"),
             (Retry::attempts(2).with_budget(RetryBudget::new(0.1).with_window(Duration::ZERO)), "retry.budget.window"),

@@ -1,0 +1,156 @@
+//! The per-host key, `"{scheme}://{host}:{port}"` in lower case, built without a heap
+//! allocation for any host of ordinary length.
+//!
+//! Every per-host breaker of the crate ([`HttpBreaker`](crate::HttpBreaker), the tower
+//! `PerHostLayer`, the reqwest `BreakerMiddleware`) keys its `BreakerBox<String>` with
+//! this function, so that one host has one key whichever way it is reached, and a
+//! lookup of a known host borrows the key from the stack.
+
+use std::fmt::Write as _;
+
+use http::Uri;
+
+/// Room for the scheme, `://`, a 253-byte DNS name (or a bracketed IPv6 address), `:`
+/// and a port; longer keys go to the heap.
+const STACK: usize = 288;
+
+/// Calls `f` with the key of `uri`: its scheme (`http` or `https`), host and port (the
+/// scheme's default when the URI has none).
+///
+/// # Errors
+///
+/// Why `uri` has no key: no scheme, a scheme other than `http` or `https`, or no host.
+pub(crate) fn with_uri_key<R>(uri: &Uri, f: impl FnOnce(&str) -> R) -> Result<R, &'static str> {
+    let scheme = uri.scheme_str().ok_or("no scheme: expected http:// or https://")?;
+    let default_port = default_port(scheme).ok_or("unsupported scheme: expected http or https")?;
+    let (host, port) = uri.authority().map(|a| host_port(a.as_str())).ok_or("no host")?;
+    if host.is_empty() {
+        return Err("no host");
+    }
+    Ok(with_key(scheme, host, port.unwrap_or(default_port), f))
+}
+
+/// The host and port of an authority, as `Uri::host` and `Uri::port_u16` read them, in
+/// one pass: after any user info, a bracketed IPv6 address or the text before the
+/// first `:`, then the port after it (`None` when absent or not a port number).
+fn host_port(authority: &str) -> (&str, Option<u16>) {
+    let rest = authority.rsplit_once('@').map_or(authority, |(_, r)| r);
+    let (host, port) = if rest.starts_with('[') {
+        match rest.find(']') {
+            Some(i) => (&rest[..=i], rest[i + 1..].strip_prefix(':')),
+            None => (rest, None),
+        }
+    } else {
+        match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    (host, port.and_then(|p| p.parse().ok()))
+}
+
+/// The default port of `http` and `https`, in any case.
+pub(crate) fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else {
+        None
+    }
+}
+
+/// Calls `f` with `"{scheme}://{host}:{port}"`, scheme and host in ASCII lower case.
+pub(crate) fn with_key<R>(scheme: &str, host: &str, port: u16, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; STACK];
+    let mut len = 0;
+    let mut fits = true;
+    for part in [scheme.as_bytes(), b"://", host.as_bytes(), b":"] {
+        match buf.get_mut(len..len + part.len()) {
+            Some(dst) => {
+                for (d, s) in dst.iter_mut().zip(part) {
+                    *d = s.to_ascii_lowercase();
+                }
+                len += part.len();
+            }
+            None => {
+                fits = false;
+                break;
+            }
+        }
+    }
+    if fits {
+        let mut digits = [0u8; 5];
+        let mut n = port;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if let Some(dst) = buf.get_mut(len..len + digits.len() - i) {
+            dst.copy_from_slice(&digits[i..]);
+            len += digits.len() - i;
+            // ASCII lower-casing keeps UTF-8 valid: this never fails.
+            if let Ok(key) = std::str::from_utf8(&buf[..len]) {
+                return f(key);
+            }
+        }
+    }
+    let mut key = String::with_capacity(scheme.len() + host.len() + 9);
+    let _ = write!(key, "{}://{}:{port}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase());
+    f(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uri: &str) -> Result<String, &'static str> {
+        with_uri_key(&uri.parse().unwrap(), str::to_owned)
+    }
+
+    #[test]
+    fn keys_name_scheme_host_and_port() {
+        assert_eq!(key("http://Example.COM/a?b").unwrap(), "http://example.com:80");
+        assert_eq!(key("HTTPS://example.com").unwrap(), "https://example.com:443");
+        assert_eq!(key("http://127.0.0.1:8080/x").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(key("http://[::1]:9/").unwrap(), "http://[::1]:9");
+        assert_eq!(key("http://h:0/").unwrap(), "http://h:0");
+        assert_eq!(key("http://h:65535/").unwrap(), "http://h:65535");
+        assert!(key("/only/a/path").is_err());
+        assert!(key("ftp://example.com/").is_err());
+    }
+
+    #[test]
+    fn host_and_port_read_as_http_reads_them() {
+        for text in [
+            "http://example.com/",
+            "http://example.com:8080/",
+            "http://user:pw@Example.com:81/",
+            "http://user@example.com/",
+            "http://[::1]/",
+            "http://[::1]:9000/",
+            "http://[fe80::1%25eth0]:1/",
+            "http://example.com:/",
+            "http://example.com:99999/",
+            "http://127.0.0.1:0/",
+        ] {
+            let uri: Uri = text.parse().unwrap();
+            let (host, port) = host_port(uri.authority().unwrap().as_str());
+            assert_eq!((host, port), (uri.host().unwrap(), uri.port_u16()), "{text}");
+        }
+    }
+
+    #[test]
+    fn long_hosts_take_the_heap_and_get_the_same_key() {
+        for n in [200, STACK - 20, STACK - 14, STACK - 13, STACK, 600] {
+            let host = "A".repeat(n);
+            let got = with_key("HTTP", &host, 12345, str::to_owned);
+            assert_eq!(got, format!("http://{}:12345", host.to_ascii_lowercase()), "{n}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `PerHostLayer`: one breaker per host around a tower HTTP client.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use breakerbox::{Breaker, BreakerBox, Classify, OwnedPermit, Rejected};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{BoxError, StatusClassifier};
+
+/// Wraps services in a [`PerHostService`]: one breaker per scheme, host and port of the
+/// request URI, from a [`BreakerBox<String>`]. See the [module docs](super).
+///
+/// # Examples
+///
+/// ```
+/// use breakerbox::{Breaker, BreakerBox, Policy};
+/// use breakerbox_http::tower::{PerHostLayer, StatusClassifier};
+///
+/// let hosts = BreakerBox::builder(Breaker::builder().name("api").policy(Policy::consecutive_failures(3)))
+///     .max_breakers(100)
+///     .build()?;
+/// let layer = PerHostLayer::new(hosts).with_classifier(StatusClassifier::success_2xx());
+/// # let _ = layer;
+/// # Ok::<(), breakerbox::ConfigError>(())
+/// ```
+///
+/// # Clone
+///
+/// Clones share the breakers.
+#[derive(Clone, Debug)]
+pub struct PerHostLayer<C = StatusClassifier> {
+    hosts: BreakerBox<String>,
+    classifier: C,
+}
+
+impl PerHostLayer {
+    /// A layer that keys requests into `hosts`, classifying with
+    /// [`Classifier::standard`](crate::Classifier::standard).
+    pub fn new(hosts: BreakerBox<String>) -> Self {
+        Self { hosts, classifier: StatusClassifier::standard() }
+    }
+}
+
+impl<C> PerHostLayer<C> {
+    /// Classifies results with `classifier` instead: another [`StatusClassifier`], or
+    /// any [`Classify`] of the inner service's result.
+    pub fn with_classifier<C2>(self, classifier: C2) -> PerHostLayer<C2> {
+        PerHostLayer { hosts: self.hosts, classifier }
+    }
+
+    /// The family of breakers, keyed `"{scheme}://{host}:{port}"`.
+    pub fn hosts(&self) -> &BreakerBox<String> {
+        &self.hosts
+    }
+}
+
+impl<S, C: Clone> Layer<S> for PerHostLayer<C> {
+    type Service = PerHostService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PerHostService { inner, hosts: self.hosts.clone(), classifier: self.classifier.clone() }
+    }
+}
+
+// ===== impl PerHostService =====
+
+/// A service behind one breaker per host. See the [module docs](super).
+///
+/// A request is keyed by its URI's scheme (`http` or `https`), host and port (the
+/// scheme's default when the URI has none), in lower case, as
+/// [`HttpBreaker`](crate::HttpBreaker) keys its hosts. A request whose URI has no such
+/// key (a path alone, another scheme) goes to the inner service unguarded and
+/// uncounted: it names no host to protect, and clients refuse such requests themselves
+/// (hyper-util's answers "client requires absolute-form URIs").
+///
+/// # Clone
+///
+/// Clones share the breakers; each clone has its own inner service.
+#[derive(Clone, Debug)]
+pub struct PerHostService<S, C = StatusClassifier> {
+    inner: S,
+    hosts: BreakerBox<String>,
+    classifier: C,
+}
+
+impl<S> PerHostService<S> {
+    /// Puts `inner` behind `hosts`, classifying with
+    /// [`Classifier::standard`](crate::Classifier::standard).
+    pub fn new(inner: S, hosts: BreakerBox<String>) -> Self {
+        Self { inner, hosts, classifier: StatusClassifier::standard() }
+    }
+}
+
+impl<S, C> PerHostService<S, C> {
+    /// The family of breakers.
+    pub fn hosts(&self) -> &BreakerBox<String> {
+        &self.hosts
+    }
+
+    /// The breaker that guards requests to `uri` (created on first use); `None` when
+    /// `uri` names no `http` or `https` host.
+    pub fn breaker_for(&self, uri: &http::Uri) -> Option<Breaker> {
+        crate::host::with_uri_key(uri, |key| self.hosts.get(key)).ok()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, B> Service<http::Request<B>> for PerHostService<S, C>
+where
+    S: Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, S::Error> + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = PerHostFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The host is known only in `call`: readiness is the inner service's, and an
+        // open breaker never shows here. A rejected call leaves the inner service's
+        // readiness in place for the next one.
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let classifier = self.classifier.clone();
+        // The key of a known host is built on the stack, and the lookup is a read lock.
+        let Ok(admission) = crate::host::with_uri_key(request.uri(), |key| self.hosts.get(key).try_acquire_owned())
+        else {
+            return PerHostFuture { inner: Some(self.inner.call(request)), permit: None, rejected: None, classifier };
+        };
+        match admission {
+            Ok(permit) => PerHostFuture {
+                inner: Some(self.inner.call(request)),
+                permit: Some(permit),
+                rejected: None,
+                classifier,
+            },
+            Err(rejected) => PerHostFuture { inner: None, permit: None, rejected: Some(rejected), classifier },
+        }
+    }
+}
+
+// ===== impl PerHostFuture =====
+
+pin_project! {
+    /// The future of a [`PerHostService`] call. Dropping it before it completes frees
+    /// the call's permit without recording anything.
+    pub struct PerHostFuture<F, C> {
+        #[pin]
+        inner: Option<F>,
+        permit: Option<OwnedPermit>,
+        rejected: Option<Rejected>,
+        classifier: C,
+    }
+}
+
+impl<F, C, T, E> Future for PerHostFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T, E>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.as_pin_mut() {
+            Some(fut) => {
+                let result = std::task::ready!(fut.poll(cx));
+                if let Some(permit) = this.permit.take() {
+                    permit.record(this.classifier.classify(&result));
+                }
+                Poll::Ready(result.map_err(Into::into))
+            }
+            None => match this.rejected.take() {
+                Some(r) => Poll::Ready(Err(Box::new(r))),
+                // Polled again after yielding its rejection.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<F, C> fmt::Debug for PerHostFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PerHostFuture")
+            .field("permit", &self.permit)
+            .field("rejected", &self.rejected)
+            .finish_non_exhaustive()
+    }
+}
