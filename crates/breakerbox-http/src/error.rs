@@ -134,11 +134,9 @@ impl<E: std::error::Error + 'static> std::error::Error for HttpError<E> {
     }
 }
 
-/// A setting that cannot work, found by `build()` (or [`HttpBreaker::new`](crate::HttpBreaker::new)).
-///
-/// The breaker's own settings (policy, open wait, probes) are checked by the core and
-/// reported here with the same field names; this crate's settings are named
-/// `retry.*` and `max_hosts`.
+/// A setting that cannot work, found by `build()` (or [`HttpBreaker::new`](crate::HttpBreaker::new)):
+/// the core's [`ConfigError`](breakerbox::ConfigError), with this crate's settings named
+/// `retry.*`, `max_hosts` and `host_idle_timeout`.
 ///
 /// # Examples
 ///
@@ -149,45 +147,4 @@ impl<E: std::error::Error + 'static> std::error::Error for HttpError<E> {
 /// assert_eq!(err.field(), "policy.consecutive_failures");
 /// assert_eq!(err.to_string(), "invalid breaker setting `policy.consecutive_failures` = 0: expected at least 1");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConfigError {
-    field: &'static str,
-    value: String,
-    expected: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(field: &'static str, value: impl fmt::Debug, expected: impl Into<String>) -> Self {
-        Self { field, value: format!("{value:?}"), expected: expected.into() }
-    }
-
-    /// The setting at fault, as a dotted path (for example `retry.jitter`).
-    pub fn field(&self) -> &'static str {
-        self.field
-    }
-
-    /// The value given, as written by `Debug`.
-    pub fn value(&self) -> &str {
-        &self.value
-    }
-
-    /// What the setting accepts.
-    pub fn expected(&self) -> &str {
-        &self.expected
-    }
-}
-
-impl From<breakerbox::ConfigError> for ConfigError {
-    fn from(e: breakerbox::ConfigError) -> Self {
-        Self { field: e.field(), value: e.value().to_owned(), expected: e.expected().to_owned() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid breaker setting `{}` = {}: expected {}", self.field, self.value, self.expected)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use breakerbox::ConfigError;
