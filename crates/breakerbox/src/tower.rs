@@ -179,12 +179,7 @@ where
             return ResponseFuture::rejected(rejected, self.classifier.clone());
         }
         match self.breaker.try_acquire_owned() {
-            Ok(permit) => ResponseFuture {
-                inner: Some(self.inner.call(req)),
-                permit: Some(permit),
-                rejected: None,
-                classifier: self.classifier.clone(),
-            },
+            Ok(permit) => ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone()),
             Err(r) => ResponseFuture::rejected(r, self.classifier.clone()),
         }
     }
@@ -205,7 +200,20 @@ pin_project! {
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    fn rejected(rejected: Rejected, classifier: C) -> Self {
+    /// A call admitted with `permit`: awaits `inner`, then records what `classifier`
+    /// makes of its result. For services that choose the breaker per request (per host).
+    pub fn admitted(inner: F, permit: OwnedPermit, classifier: C) -> Self {
+        Self { inner: Some(inner), permit: Some(permit), rejected: None, classifier }
+    }
+
+    /// A call that no breaker guards (for example a request a per-host service cannot
+    /// key): awaits `inner` and records nothing.
+    pub fn unguarded(inner: F, classifier: C) -> Self {
+        Self { inner: Some(inner), permit: None, rejected: None, classifier }
+    }
+
+    /// A call the breaker rejected: yields the rejection, boxed, at once.
+    pub fn rejected(rejected: Rejected, classifier: C) -> Self {
         Self { inner: None, permit: None, rejected: Some(rejected), classifier }
     }
 }

@@ -1,12 +1,8 @@
 //! `PerHostLayer`: one breaker per host around a tower HTTP client.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use breakerbox::{Breaker, BreakerBox, Classify, OwnedPermit, Rejected};
-use pin_project_lite::pin_project;
+use breakerbox::{Breaker, BreakerBox, Classify};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -146,66 +142,17 @@ where
         // The key of a known host is built on the stack, and the lookup is a read lock.
         let Ok(admission) = crate::host::with_uri_key(request.uri(), |key| self.hosts.get(key).try_acquire_owned())
         else {
-            return PerHostFuture { inner: Some(self.inner.call(request)), permit: None, rejected: None, classifier };
+            return PerHostFuture::unguarded(self.inner.call(request), classifier);
         };
         match admission {
-            Ok(permit) => PerHostFuture {
-                inner: Some(self.inner.call(request)),
-                permit: Some(permit),
-                rejected: None,
-                classifier,
-            },
-            Err(rejected) => PerHostFuture { inner: None, permit: None, rejected: Some(rejected), classifier },
+            Ok(permit) => PerHostFuture::admitted(self.inner.call(request), permit, classifier),
+            Err(rejected) => PerHostFuture::rejected(rejected, classifier),
         }
     }
 }
 
-// ===== impl PerHostFuture =====
+// ===== PerHostFuture =====
 
-pin_project! {
-    /// The future of a [`PerHostService`] call. Dropping it before it completes frees
-    /// the call's permit without recording anything.
-    pub struct PerHostFuture<F, C> {
-        #[pin]
-        inner: Option<F>,
-        permit: Option<OwnedPermit>,
-        rejected: Option<Rejected>,
-        classifier: C,
-    }
-}
-
-impl<F, C, T, E> Future for PerHostFuture<F, C>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-    C: Classify<T, E>,
-{
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.inner.as_pin_mut() {
-            Some(fut) => {
-                let result = std::task::ready!(fut.poll(cx));
-                if let Some(permit) = this.permit.take() {
-                    permit.record(this.classifier.classify(&result));
-                }
-                Poll::Ready(result.map_err(Into::into))
-            }
-            None => match this.rejected.take() {
-                Some(r) => Poll::Ready(Err(Box::new(r))),
-                // Polled again after yielding its rejection.
-                None => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<F, C> fmt::Debug for PerHostFuture<F, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PerHostFuture")
-            .field("permit", &self.permit)
-            .field("rejected", &self.rejected)
-            .finish_non_exhaustive()
-    }
-}
+/// The future of a [`PerHostService`] call: the core's response future. Dropping it
+/// before it completes frees the call's permit without recording anything.
+pub type PerHostFuture<F, C> = breakerbox::tower::ResponseFuture<F, C>;
