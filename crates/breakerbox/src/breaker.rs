@@ -139,8 +139,10 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let ticket = self.inner.acquire()?;
-        Ok(Permit { inner: &self.inner, ticket })
+        match self.inner.acquire() {
+            Ok(ticket) => Ok(Permit { inner: &self.inner, ticket }),
+            Err(packed) => Err(self.inner.rejected(packed)),
+        }
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a handle to the
@@ -151,8 +153,10 @@ impl Breaker {
     /// As [`try_acquire`](Self::try_acquire).
     #[inline]
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        let ticket = self.inner.acquire()?;
-        Ok(OwnedPermit { inner: Arc::clone(&self.inner), ticket: Some(ticket) })
+        match self.inner.acquire() {
+            Ok(ticket) => Ok(OwnedPermit { inner: Arc::clone(&self.inner), ticket: Some(ticket) }),
+            Err(packed) => Err(self.inner.rejected(packed)),
+        }
     }
 
     /// Calls `f` through the breaker: `Ok` is a success, `Err` a failure. A panic in `f`
@@ -402,7 +406,10 @@ impl Inner {
     }
 
     #[inline]
-    fn acquire(&self) -> Result<Ticket, Rejected> {
+    /// Admits a call, or returns its rejection packed in one word (see
+    /// [`Rejected`]): the slow path's result fits in two registers, and the
+    /// `Rejected` is built in the caller's own frame.
+    fn acquire(&self) -> Result<Ticket, u64> {
         // Acquire: pairs with the AcqRel CAS of the transition that published this
         // word, and keeps the deadline load of the slow path after this load.
         let cur = self.word.load(Ordering::Acquire);
@@ -412,7 +419,7 @@ impl Inner {
         Ok(Ticket { word, start })
     }
 
-    fn acquire_slow(&self, mut cur: u64) -> Result<u64, Rejected> {
+    fn acquire_slow(&self, mut cur: u64) -> Result<u64, u64> {
         // At most one clock read per admission, however often the CAS is retried.
         let mut now = None;
         loop {
@@ -485,14 +492,28 @@ impl Inner {
         (actual != cur).then_some(actual)
     }
 
-    fn reject(&self, state: State, retry_after: Option<u64>) -> Rejected {
+    /// Counts a rejection and tells whoever listens; returns it packed.
+    #[inline(always)]
+    fn reject(&self, state: State, retry_after: Option<u64>) -> u64 {
         self.stats.rejected();
-        let rejected = Rejected::from_nanos(self.name.clone(), state, retry_after);
-        self.telemetry.rejected(&rejected);
-        if !self.listeners.rejection.is_empty() {
-            self.listeners.rejection(&rejected);
+        let packed = Rejected::pack(state, retry_after);
+        if Telemetry::ENABLED || !self.listeners.rejection.is_empty() {
+            self.notify_rejection(packed);
         }
-        rejected
+        packed
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_rejection(&self, packed: u64) {
+        let rejected = self.rejected(packed);
+        self.telemetry.rejected(&rejected);
+        self.listeners.rejection(&rejected);
+    }
+
+    #[inline(always)]
+    fn rejected(&self, packed: u64) -> Rejected {
+        Rejected::from_packed(self.name.clone(), packed)
     }
 
     /// Publishes `next` if the word is still `cur`.

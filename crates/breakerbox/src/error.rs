@@ -24,21 +24,40 @@ use crate::{Name, State};
 /// assert_eq!(rejected.to_string(), "circuit breaker `payments` is forced open");
 /// # Ok::<(), breakerbox::ConfigError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Rejected {
     name: Name,
-    /// Nanoseconds; `u64::MAX` for none (keeps the struct small: it is returned by
-    /// value on the open path).
-    retry_after: u64,
-    state: State,
+    /// `retry_after_nanos << 3 | state`, with `NO_RETRY_AFTER` for none. One whole word:
+    /// a rejection is returned by value on the open path, and a byte-sized field read
+    /// back as part of a word stalls store-to-load forwarding (measured: about half of
+    /// the rejection's time).
+    packed: u64,
 }
 
-const NO_RETRY_AFTER: u64 = u64::MAX;
+const STATE_BITS: u32 = 3;
+const NO_RETRY_AFTER: u64 = u64::MAX >> STATE_BITS;
+
+fn state_code(s: State) -> u64 {
+    match s {
+        State::Closed => 0,
+        State::Open => 1,
+        State::HalfOpen => 2,
+        State::ForcedOpen => 3,
+        State::Disabled => 4,
+    }
+}
 
 impl Rejected {
+    #[inline(always)]
+    pub(crate) fn from_packed(name: Name, packed: u64) -> Self {
+        Self { name, packed }
+    }
+
+    /// The state and retry-after (nanoseconds) in one word.
     #[inline]
-    pub(crate) fn from_nanos(name: Name, state: State, retry_after: Option<u64>) -> Self {
-        Self { name, state, retry_after: retry_after.map_or(NO_RETRY_AFTER, |n| n.min(NO_RETRY_AFTER - 1)) }
+    pub(crate) fn pack(state: State, retry_after: Option<u64>) -> u64 {
+        let nanos = retry_after.map_or(NO_RETRY_AFTER, |n| n.min(NO_RETRY_AFTER - 1));
+        nanos << STATE_BITS | state_code(state)
     }
 
     /// The name of the breaker that rejected the call.
@@ -48,20 +67,21 @@ impl Rejected {
 
     /// The breaker's state when it rejected the call.
     pub fn state(&self) -> State {
-        self.state
+        State::from_kind(self.packed & ((1 << STATE_BITS) - 1))
     }
 
     /// How long until the breaker admits a trial call, when known: the rest of the
     /// open wait. `None` when forced open, or half-open with every probe slot taken.
     pub fn retry_after(&self) -> Option<Duration> {
-        (self.retry_after != NO_RETRY_AFTER).then(|| Duration::from_nanos(self.retry_after))
+        let nanos = self.packed >> STATE_BITS;
+        (nanos != NO_RETRY_AFTER).then(|| Duration::from_nanos(nanos))
     }
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.name.as_str();
-        match self.state {
+        match self.state() {
             State::ForcedOpen => write!(f, "circuit breaker `{name}` is forced open"),
             State::HalfOpen => {
                 write!(f, "circuit breaker `{name}` is half-open and every probe slot is taken")
@@ -74,6 +94,16 @@ impl fmt::Display for Rejected {
                 }
             }
         }
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("retry_after", &self.retry_after())
+            .finish()
     }
 }
 

@@ -173,7 +173,7 @@ where
                 // It turned half-open in between: give the slot back.
                 Ok(permit) => {
                     drop(permit);
-                    Rejected::from_nanos(self.breaker.inner_name(), State::Open, Some(0))
+                    Rejected::from_packed(self.breaker.inner_name(), Rejected::pack(State::Open, Some(0)))
                 }
             };
             return ResponseFuture::rejected(rejected, self.classifier.clone());
