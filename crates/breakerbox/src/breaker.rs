@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::splitmix64;
-use crate::clock::{Clock, MonotonicClock, Source, nanos};
+use crate::clock::{AnyClock, Clock, nanos};
 use crate::event::{Listeners, Reason, Recorded, Transition};
 use crate::policy::tracker::Tracker;
 use crate::state::packed::{
@@ -94,7 +94,7 @@ pub(crate) struct Inner {
     probe_lease: u64,
     open_wait: OpenWait,
     retry_after_limit: Duration,
-    clock: Source,
+    clock: AnyClock,
     listeners: Listeners,
     telemetry: Telemetry,
     /// A success while closed needs only the counter and the streak: no clock, no
@@ -349,8 +349,8 @@ impl Breaker {
 
     /// The breaker's clock, for adapters that keep time beside it (a retry budget, a
     /// fleet) and must agree with it, `ManualClock` included.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.clock.to_arc()
+    pub fn clock(&self) -> AnyClock {
+        self.inner.clock.clone()
     }
 
     /// Whether `self` and `other` are handles to the same breaker.
@@ -975,7 +975,7 @@ pub struct BreakerBuilder {
     probes: u32,
     probe_lease: Duration,
     retry_after_limit: Duration,
-    clock: Option<Source>,
+    clock: Option<AnyClock>,
     listeners: Listeners,
 }
 
@@ -1044,7 +1044,7 @@ impl BreakerBuilder {
     /// The time source. See [`crate::clock`].
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Source::new(clock));
+        self.clock = Some(AnyClock::new(clock));
         self
     }
 
@@ -1103,10 +1103,7 @@ impl BreakerBuilder {
     }
 
     pub(crate) fn build_valid(&self) -> Breaker {
-        let clock = match &self.clock {
-            Some(c) => c.clone(),
-            None => Source::Monotonic(MonotonicClock::new()),
-        };
+        let clock = self.clock.clone().unwrap_or_default();
         let base = clock.now();
         let mut inner = Inner {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),

@@ -60,49 +60,86 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     }
 }
 
-/// The clock a breaker holds: the built-in clocks by value, read without a virtual
-/// call or an extra pointer (the open path reads the clock on every rejection), any
-/// other behind `Arc<dyn Clock>`.
+/// Any clock, held as cheaply as it can be: the built-in clocks by value, read without
+/// a virtual call or an extra pointer (the open path reads the clock on every
+/// rejection), any other behind `Arc<dyn Clock>`.
+///
+/// [`Breaker::clock`](crate::Breaker::clock) returns the breaker's own, so that adapters
+/// that keep time beside a breaker (a retry budget, a fleet) agree with it, a
+/// [`ManualClock`] included, and a [`CoarseClock`] chosen for speed stays one load.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use breakerbox::{AnyClock, Breaker, Clock, ManualClock};
+///
+/// let manual = ManualClock::new();
+/// let breaker = Breaker::builder().clock(manual.clone()).build()?;
+/// let clock: AnyClock = breaker.clock();
+/// manual.advance(Duration::from_millis(5));
+/// assert_eq!(clock.now_nanos(), manual.now_nanos());
+/// # Ok::<(), breakerbox::ConfigError>(())
+/// ```
+///
+/// # Clone
+///
+/// Clones read the same time: a copy for [`MonotonicClock`], a reference-count
+/// increment for the others.
 #[derive(Clone, Debug)]
-pub(crate) enum Source {
+pub struct AnyClock {
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
     Monotonic(MonotonicClock),
     Coarse(CoarseClock),
     Manual(ManualClock),
     Custom(std::sync::Arc<dyn Clock>),
 }
 
-impl Source {
-    pub(crate) fn new<C: Clock>(clock: C) -> Self {
+impl AnyClock {
+    /// Holds `clock`; a built-in clock (or another `AnyClock`) is held by value.
+    pub fn new<C: Clock>(clock: C) -> Self {
         let any: &dyn std::any::Any = &clock;
-        if let Some(c) = any.downcast_ref::<MonotonicClock>() {
-            Self::Monotonic(*c)
+        let source = if let Some(c) = any.downcast_ref::<Self>() {
+            return c.clone();
+        } else if let Some(c) = any.downcast_ref::<MonotonicClock>() {
+            Source::Monotonic(*c)
         } else if let Some(c) = any.downcast_ref::<CoarseClock>() {
-            Self::Coarse(c.clone())
+            Source::Coarse(c.clone())
         } else if let Some(c) = any.downcast_ref::<ManualClock>() {
-            Self::Manual(c.clone())
+            Source::Manual(c.clone())
         } else {
-            Self::Custom(std::sync::Arc::new(clock))
-        }
+            Source::Custom(std::sync::Arc::new(clock))
+        };
+        Self { source }
     }
 
+    /// Nanoseconds since the clock's origin (as [`Clock::now_nanos`], inlined).
     #[inline(always)]
-    pub(crate) fn now(&self) -> u64 {
-        match self {
-            Self::Monotonic(c) => c.now_nanos(),
-            Self::Coarse(c) => c.now_nanos(),
-            Self::Manual(c) => c.now_nanos(),
-            Self::Custom(c) => c.now_nanos(),
+    pub fn now(&self) -> u64 {
+        match &self.source {
+            Source::Monotonic(c) => c.now_nanos(),
+            Source::Coarse(c) => c.now_nanos(),
+            Source::Manual(c) => c.now_nanos(),
+            Source::Custom(c) => c.now_nanos(),
         }
     }
+}
 
-    /// A shareable handle on the same time.
-    pub(crate) fn to_arc(&self) -> std::sync::Arc<dyn Clock> {
-        match self {
-            Self::Monotonic(c) => std::sync::Arc::new(*c),
-            Self::Coarse(c) => std::sync::Arc::new(c.clone()),
-            Self::Manual(c) => std::sync::Arc::new(c.clone()),
-            Self::Custom(c) => std::sync::Arc::clone(c),
-        }
+impl Default for AnyClock {
+    /// A [`MonotonicClock`].
+    fn default() -> Self {
+        Self { source: Source::Monotonic(MonotonicClock::new()) }
+    }
+}
+
+impl Clock for AnyClock {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.now()
     }
 }
 

@@ -85,7 +85,7 @@ mod loom_tests;
 pub use backoff::OpenWait;
 pub use breaker::{Breaker, BreakerBuilder, OwnedPermit, Permit};
 pub use classify::{Classify, OkIsSuccess};
-pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
+pub use clock::{AnyClock, Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::{ConfigError, Error, Rejected};
 pub use event::{Reason, Recorded, Transition};
 pub use family::{BreakerBox, BreakerBoxBuilder};
