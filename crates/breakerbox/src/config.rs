@@ -272,14 +272,41 @@ fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-mod duration {
+/// Serde for a [`Duration`] written as `"30s"`, `"250ms"` or `"1m 30s"`, for
+/// `#[serde(with = "breakerbox::config::duration")]` in settings that sit beside a
+/// breaker's (every crate of this workspace uses it, so durations read alike everywhere).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     #[serde(with = "breakerbox::config::duration")]
+///     timeout: Duration,
+/// }
+///
+/// let s: Settings = serde_json::from_str(r#"{ "timeout": "1m 30s" }"#)?;
+/// assert_eq!(s.timeout, Duration::from_secs(90));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub mod duration {
     use super::*;
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes `d` as a duration string.
+    ///
+    /// # Errors
+    ///
+    /// As the serializer's `serialize_str`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_duration(*d))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    /// Reads a duration string; the error says how to write one.
+    ///
+    /// # Errors
+    ///
+    /// A value that is not a string, or a string that is not a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         struct V;
         impl Visitor<'_> for V {
             type Value = Duration;
@@ -294,17 +321,29 @@ mod duration {
     }
 }
 
-mod opt_duration {
+/// [`duration`] for an `Option<Duration>` (pair it with `default` and
+/// `skip_serializing_if = "Option::is_none"`).
+pub mod opt_duration {
     use super::*;
 
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes `Some(d)` as a duration string, `None` as none.
+    ///
+    /// # Errors
+    ///
+    /// As the serializer's.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_str(&format_duration(*d)),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    /// Reads a duration string as `Some`.
+    ///
+    /// # Errors
+    ///
+    /// As [`duration::deserialize`](super::duration::deserialize).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         super::duration::deserialize(d).map(Some)
     }
 }
