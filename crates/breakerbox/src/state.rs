@@ -45,6 +45,25 @@ impl State {
         }
     }
 
+    /// How much traffic the state keeps out, to report the worst of several breakers
+    /// (one per host): `ForcedOpen` 4, `Open` 3, `HalfOpen` 2, `Closed` 1, `Disabled` 0.
+    ///
+    /// ```
+    /// use breakerbox::State;
+    ///
+    /// let hosts = [State::Closed, State::Open, State::HalfOpen];
+    /// assert_eq!(hosts.into_iter().max_by_key(|s| s.severity()), Some(State::Open));
+    /// ```
+    pub const fn severity(self) -> u8 {
+        match self {
+            Self::ForcedOpen => 4,
+            Self::Open => 3,
+            Self::HalfOpen => 2,
+            Self::Closed => 1,
+            Self::Disabled => 0,
+        }
+    }
+
     /// The state's name in `snake_case`, as used in events and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {
