@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::state::kind::Kind;
 use crate::{Name, State};
 
 /// The breaker refused a call: it is open, or half-open with every probe slot taken.
@@ -37,16 +38,6 @@ pub struct Rejected {
 const STATE_BITS: u32 = 3;
 const NO_RETRY_AFTER: u64 = u64::MAX >> STATE_BITS;
 
-fn state_code(s: State) -> u64 {
-    match s {
-        State::Closed => 0,
-        State::Open => 1,
-        State::HalfOpen => 2,
-        State::ForcedOpen => 3,
-        State::Disabled => 4,
-    }
-}
-
 impl Rejected {
     #[inline(always)]
     pub(crate) fn from_packed(name: Name, packed: u64) -> Self {
@@ -55,9 +46,9 @@ impl Rejected {
 
     /// The state and retry-after (nanoseconds) in one word.
     #[inline]
-    pub(crate) fn pack(state: State, retry_after: Option<u64>) -> u64 {
+    pub(crate) fn pack(kind: Kind, retry_after: Option<u64>) -> u64 {
         let nanos = retry_after.map_or(NO_RETRY_AFTER, |n| n.min(NO_RETRY_AFTER - 1));
-        nanos << STATE_BITS | state_code(state)
+        nanos << STATE_BITS | kind.bits()
     }
 
     /// The name of the breaker that rejected the call.
@@ -67,7 +58,7 @@ impl Rejected {
 
     /// The breaker's state when it rejected the call.
     pub fn state(&self) -> State {
-        State::from_kind(self.packed & ((1 << STATE_BITS) - 1))
+        Kind::from_bits(self.packed & ((1 << STATE_BITS) - 1)).state()
     }
 
     /// How long until the breaker admits a trial call, when known: the rest of the

@@ -66,10 +66,12 @@ pub mod clock;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
+mod engine;
 mod error;
 mod event;
 mod family;
 mod name;
+mod permit;
 mod policy;
 mod state;
 mod stats;
@@ -83,13 +85,14 @@ pub mod tower;
 mod loom_tests;
 
 pub use backoff::OpenWait;
-pub use breaker::{Breaker, BreakerBuilder, OwnedPermit, Permit};
+pub use breaker::{Breaker, BreakerBuilder};
 pub use classify::{Classify, OkIsSuccess};
 pub use clock::{AnyClock, Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::{ConfigError, Error, Rejected};
 pub use event::{Reason, Recorded, Transition};
 pub use family::{BreakerBox, BreakerBoxBuilder};
 pub use name::Name;
+pub use permit::{OwnedPermit, Permit};
 pub use policy::{Policy, RatePolicy};
 pub use state::{Outcome, Report, State};
 pub use stats::Metrics;

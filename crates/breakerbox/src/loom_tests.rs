@@ -1,7 +1,7 @@
 //! Loom models of the lock-free state word: every interleaving of a few threads, with
 //! the real admission and recording code (the atomics come from `sync.rs`).
 //!
-//! Run with `RUSTFLAGS="--cfg breakerbox_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p breakerbox --release loom`.
+//! Run with `RUSTFLAGS="--cfg breakerbox_loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p breakerbox --release --lib loom`.
 
 use std::time::Duration;
 
@@ -27,6 +27,17 @@ fn breaker(clock: &ManualClock, threshold: u32, probes: u32, opened: Option<Arc<
         });
     }
     b.build().unwrap()
+}
+
+/// A breaker that tripped and turned half-open, with both of its two probe slots taken.
+fn half_open_with_two_probes() -> (Breaker, OwnedPermit, OwnedPermit) {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1, 2, None);
+    b.try_acquire().unwrap().failure();
+    clock.advance(WAIT);
+    let p1 = b.try_acquire_owned().unwrap();
+    let p2 = b.try_acquire_owned().unwrap();
+    (b, p1, p2)
 }
 
 /// Model 1: concurrent failures crossing the threshold open the breaker exactly once,
@@ -105,12 +116,7 @@ fn loom_late_outcome_cannot_change_the_state() {
 #[test]
 fn loom_dropped_permits_free_their_slots() {
     loom::model(|| {
-        let clock = ManualClock::new();
-        let b = breaker(&clock, 1, 2, None);
-        b.try_acquire().unwrap().failure();
-        clock.advance(WAIT);
-        let p1 = b.try_acquire_owned().unwrap();
-        let p2 = b.try_acquire_owned().unwrap();
+        let (b, p1, p2) = half_open_with_two_probes();
         let t1 = thread::spawn(move || drop(p1));
         let b2 = b.clone();
         let t2 = thread::spawn(move || {
@@ -133,17 +139,44 @@ fn loom_dropped_permits_free_their_slots() {
 #[test]
 fn loom_success_and_failure_racing_in_half_open() {
     loom::model(|| {
-        let clock = ManualClock::new();
-        let b = breaker(&clock, 1, 2, None);
-        b.try_acquire().unwrap().failure();
-        clock.advance(WAIT);
-        let p1 = b.try_acquire_owned().unwrap();
-        let p2 = b.try_acquire_owned().unwrap();
+        let (b, p1, p2) = half_open_with_two_probes();
         let t1 = thread::spawn(move || p1.success());
         let t2 = thread::spawn(move || p2.failure());
         t1.join().unwrap();
         t2.join().unwrap();
         assert_eq!(b.state(), State::Open);
         assert_eq!(b.metrics().opens, 2);
+    });
+}
+
+/// Model 6: counters are exact across owned stripes (plain load and store), the
+/// shared stripe, and a slot handed from a thread that exits to one that claims it
+/// while the first may still be giving it back.
+#[test]
+fn loom_counts_are_exact_across_stripes_and_slot_handover() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let b = breaker(&clock, 100, 1, None);
+        let record = |b: Breaker, successes: usize, exits: bool| {
+            thread::spawn(move || {
+                for _ in 0..successes {
+                    b.try_acquire().unwrap().success();
+                }
+                b.try_acquire().unwrap().failure();
+                if exits {
+                    crate::stats::release_thread_slot();
+                }
+            })
+        };
+        // Two owned stripes: the main thread and the first worker own them; the second
+        // counts on the shared stripe, unless it comes after the first has given its
+        // slot back and takes it over.
+        b.try_acquire().unwrap().ignore();
+        let first = record(b.clone(), 1, true);
+        let second = record(b.clone(), 1, false);
+        first.join().unwrap();
+        second.join().unwrap();
+        let m = b.metrics();
+        assert_eq!((m.successes, m.failures, m.ignored), (2, 2, 1));
     });
 }

@@ -1,6 +1,8 @@
 //! The states a breaker can be in, and the outcomes a call can report.
 
+pub(crate) mod kind;
 pub(crate) mod packed;
+pub(crate) mod transition;
 
 use std::fmt;
 use std::time::Duration;
@@ -35,16 +37,6 @@ pub enum State {
 }
 
 impl State {
-    pub(crate) fn from_kind(kind: u64) -> Self {
-        match kind {
-            packed::CLOSED => Self::Closed,
-            packed::OPEN => Self::Open,
-            packed::HALF_OPEN => Self::HalfOpen,
-            packed::FORCED_OPEN => Self::ForcedOpen,
-            _ => Self::Disabled,
-        }
-    }
-
     /// How much traffic the state keeps out, to report the worst of several breakers
     /// (one per host): `ForcedOpen` 4, `Open` 3, `HalfOpen` 2, `Closed` 1, `Disabled` 0.
     ///

@@ -1,5 +1,6 @@
 //! Call counters, striped across cache lines so that threads never write the same line.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -33,12 +34,13 @@ pub(crate) struct Stats {
     stripes: Box<[Stripe]>,
 }
 
-/// Owned stripes per breaker: two per core, a power of two, 2 to 32; none under loom
-/// (whose threads run on one OS thread, so thread-locals would alias).
+/// Owned stripes per breaker: two per core, a power of two, 2 to 32. Under loom, two:
+/// its models run more threads than that, so both the owned path and the shared
+/// stripe are explored (loom gives each model thread its own thread-locals and slots).
 fn owned() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     if cfg!(breakerbox_loom) {
-        return 0;
+        return 2;
     }
     *COUNT.get_or_init(|| {
         (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two().clamp(2, 32)
@@ -46,39 +48,64 @@ fn owned() -> usize {
 }
 
 /// Bit `i` is set while a live thread owns slot `i`.
-static SLOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+#[cfg(not(breakerbox_loom))]
+static SLOTS: AtomicU64 = AtomicU64::new(0);
+// Under loom, a model's own atomic, new for each execution, so that claiming and giving
+// back slots is part of what loom explores.
+#[cfg(breakerbox_loom)]
+loom::lazy_static! {
+    static ref SLOTS: AtomicU64 = AtomicU64::new(0);
+}
 const NO_SLOT: usize = usize::MAX;
 
 /// A thread's slot, given back when the thread exits.
-struct Slot(usize);
+struct Slot(Cell<usize>);
 
 impl Slot {
     fn claim() -> Self {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        use Ordering::{Acquire, Relaxed};
         let mut cur = SLOTS.load(Relaxed);
         loop {
             if cur == u64::MAX {
-                return Self(NO_SLOT);
+                return Self(Cell::new(NO_SLOT));
             }
             let i = (!cur).trailing_zeros();
             match SLOTS.compare_exchange_weak(cur, cur | (1 << i), Acquire, Relaxed) {
-                Ok(_) => return Self(i as usize),
+                Ok(_) => return Self(Cell::new(i as usize)),
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// Gives the slot back; the thread counts on the shared stripe from now on.
+    fn release(&self) {
+        let i = self.0.replace(NO_SLOT);
+        if i != NO_SLOT {
+            // Release: the next owner's Acquire claim sees this thread's last counts.
+            SLOTS.fetch_and(!(1u64 << i), Ordering::Release);
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.0 != NO_SLOT {
-            SLOTS.fetch_and(!(1u64 << self.0), std::sync::atomic::Ordering::Release);
+        // loom runs thread-local destructors after its execution has ended, when its
+        // atomics can no longer be touched: models give slots back with
+        // `release_thread_slot` instead.
+        if !cfg!(breakerbox_loom) {
+            self.release();
         }
     }
 }
 
-thread_local! {
+crate::sync::thread_local! {
     static SLOT: Slot = Slot::claim();
+}
+
+/// Gives this thread's slot back now, as its exit would (for the loom models).
+#[cfg(breakerbox_loom)]
+pub(crate) fn release_thread_slot() {
+    let _ = SLOT.try_with(Slot::release);
 }
 
 impl Stats {
@@ -90,7 +117,7 @@ impl Stats {
     #[inline(always)]
     fn bump(&self, counter: impl Fn(&Stripe) -> &AtomicU64) {
         let shared = self.stripes.len() - 1;
-        let slot = SLOT.try_with(|s| s.0).unwrap_or(NO_SLOT);
+        let slot = SLOT.try_with(|s| s.0.get()).unwrap_or(NO_SLOT);
         // Relaxed throughout: counters are statistics. A snapshot is a sum of
         // independent counters, exact once calls quiesce, never torn within one counter.
         if slot < shared {

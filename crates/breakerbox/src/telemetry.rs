@@ -88,6 +88,7 @@ mod metrics_impl {
     use metrics::{Counter, Gauge, Unit, counter, describe_counter, describe_gauge, gauge};
 
     use crate::event::Transition;
+    use crate::state::kind::Kind;
     use crate::{Name, Outcome, State};
 
     /// The metric names, in one place (and in the crate docs' table).
@@ -102,7 +103,7 @@ mod metrics_impl {
         pub(crate) const STATE: &'static str = "breakerbox_state";
     }
 
-    const STATES: [State; 5] = [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::Disabled];
+    const STATES: usize = Kind::COUNT;
 
     /// Counter handles registered once per breaker, so a call increments a handle and
     /// never builds a key (no allocation per call). They bind to the recorder installed
@@ -116,15 +117,11 @@ mod metrics_impl {
         rejected: Counter,
         slow: Counter,
         /// One gauge per state, registered at build.
-        states: [Gauge; 5],
+        states: [Gauge; STATES],
         /// One counter per (from, to), registered at its first transition: the series
         /// of transitions that never happen are never exported, and a transition
         /// allocates only the first time it happens.
-        transitions: [OnceLock<Counter>; 25],
-    }
-
-    fn index(s: State) -> usize {
-        STATES.iter().position(|x| *x == s).unwrap_or(0)
+        transitions: [[OnceLock<Counter>; STATES]; STATES],
     }
 
     fn describe() {
@@ -149,7 +146,8 @@ mod metrics_impl {
                 ignored: calls("ignored"),
                 rejected: calls("rejected"),
                 slow: counter!(MetricNames::SLOW_CALLS, "breaker" => name.clone()),
-                states: STATES.map(|s| gauge!(MetricNames::STATE, "breaker" => name.clone(), "state" => s.as_str())),
+                states: Kind::ALL
+                    .map(|k| gauge!(MetricNames::STATE, "breaker" => name.clone(), "state" => k.state().as_str())),
                 transitions: Default::default(),
                 name,
             };
@@ -175,7 +173,7 @@ mod metrics_impl {
         }
 
         pub(super) fn transition(&self, t: &Transition<'_>) {
-            self.transitions[index(t.from) * 5 + index(t.to)]
+            self.transitions[Kind::of(t.from) as usize][Kind::of(t.to) as usize]
                 .get_or_init(|| {
                     counter!(MetricNames::TRANSITIONS, "breaker" => self.name.clone(), "from" => t.from.as_str(), "to" => t.to.as_str())
                 })
@@ -184,8 +182,8 @@ mod metrics_impl {
         }
 
         fn state(&self, current: State) {
-            for (s, gauge) in STATES.iter().zip(&self.states) {
-                gauge.set(if *s == current { 1.0 } else { 0.0 });
+            for (k, gauge) in Kind::ALL.iter().zip(&self.states) {
+                gauge.set(if k.state() == current { 1.0 } else { 0.0 });
             }
         }
     }

@@ -47,7 +47,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::classify::{Classify, OkIsSuccess};
-use crate::{Breaker, OwnedPermit, Rejected, State};
+use crate::state::kind::Kind;
+use crate::{Breaker, OwnedPermit, Rejected};
 
 /// The error type of [`CircuitBreakerService`]: the inner error, or a [`Rejected`],
 /// boxed.
@@ -173,7 +174,7 @@ where
                 // It turned half-open in between: give the slot back.
                 Ok(permit) => {
                     drop(permit);
-                    Rejected::from_packed(self.breaker.inner_name(), Rejected::pack(State::Open, Some(0)))
+                    Rejected::from_packed(self.breaker.inner_name(), Rejected::pack(Kind::Open, Some(0)))
                 }
             };
             return ResponseFuture::rejected(rejected, self.classifier.clone());

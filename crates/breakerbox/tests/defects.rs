@@ -1,7 +1,7 @@
-//! One test per defect found in the surveyed Rust circuit breakers (research notes,
-//! `rust-anchors.md` §12 "Verified defects at a glance" and §(c) "Pitfalls to avoid"),
-//! each proving that breakerbox does not have it. The comment on each test cites the
-//! defect's number and crate.
+//! One test per defect verified in other Rust circuit breakers (failsafe, recloser,
+//! tower-resilience, breaker, seatbelt, circuitbreaker-rs), each proving that
+//! breakerbox does not have it. The comment on each test names the defect and the crate
+//! that has it.
 //!
 //! Everything runs on a `ManualClock`; real threads appear only where the defect is a
 //! race, and they meet at a `Barrier`, never a sleep. Tests that would hang on a

@@ -1,8 +1,7 @@
 //! No advertised-but-unwired knobs: for every setting of the builder (and of policies,
 //! open waits, reports and the keyed family), a test that changing it changes behaviour.
 //!
-//! Pitfall "advertised but unwired features" (research notes `rust-anchors.md` §(c), §12
-//! #5): circuitbreaker-rs 0.1.1 ships a `TimeBasedPolicy` that never trips and empty
+//! The pitfall is real: circuitbreaker-rs 0.1.1 ships a `TimeBasedPolicy` that never trips and empty
 //! `prometheus`/`tracing` features; breaker 1.0 had dead knobs, as its own CHANGELOG
 //! admits. Each test below builds the same breaker twice, differing in one knob, and
 //! shows the difference.

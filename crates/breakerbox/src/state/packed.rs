@@ -3,7 +3,7 @@
 //! # The state word (`u64`), least significant bit first
 //!
 //! ```text
-//!  bits  0..3   kind         0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled
+//!  bits  0..3   kind         a `Kind`'s discriminant (see kind.rs)
 //!  bits  3..13  in_flight    half-open probes admitted and not yet reported (10 bits)
 //!  bits 13..23  successes    half-open probes that succeeded in this generation (10 bits)
 //!  bits 23..29  opens        consecutive openings since the last close, saturating at 63
@@ -29,13 +29,10 @@
 //! tag lets a reader tell its own generation's deadline from a stale one, and a writer
 //! preempted after its transition never overwrite a newer deadline.
 
-pub(crate) const CLOSED: u64 = 0;
-pub(crate) const OPEN: u64 = 1;
-pub(crate) const HALF_OPEN: u64 = 2;
-pub(crate) const FORCED_OPEN: u64 = 3;
-pub(crate) const DISABLED: u64 = 4;
+use super::kind::Kind;
 
 const KIND_MASK: u64 = 0b111;
+const _: () = assert!(Kind::COUNT as u64 <= KIND_MASK + 1, "the kind field has room for every Kind");
 const IN_FLIGHT_SHIFT: u32 = 3;
 const SUCCESSES_SHIFT: u32 = 13;
 const COUNT_MASK: u64 = (1 << 10) - 1;
@@ -51,7 +48,7 @@ pub(crate) const MAX_OPENS: u32 = OPENS_MASK as u32;
 /// A decoded state word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Word {
-    pub(crate) kind: u64,
+    pub(crate) kind: Kind,
     pub(crate) in_flight: u32,
     pub(crate) successes: u32,
     pub(crate) opens: u32,
@@ -63,8 +60,15 @@ impl Word {
     pub(crate) const INITIAL: u64 = 0;
 
     #[inline(always)]
-    pub(crate) const fn kind_of(raw: u64) -> u64 {
-        raw & KIND_MASK
+    pub(crate) const fn kind_of(raw: u64) -> Kind {
+        Kind::from_bits(raw & KIND_MASK)
+    }
+
+    /// Whether a word of this kind admits a call as it is: one shift and one test
+    /// against [`Kind::ADMIT_FREELY`], for the call path.
+    #[inline(always)]
+    pub(crate) const fn admits_freely(raw: u64) -> bool {
+        Kind::ADMIT_FREELY >> (raw & KIND_MASK) & 1 != 0
     }
 
     #[inline(always)]
@@ -75,7 +79,7 @@ impl Word {
     #[inline]
     pub(crate) const fn unpack(raw: u64) -> Self {
         Self {
-            kind: raw & KIND_MASK,
+            kind: Kind::from_bits(raw & KIND_MASK),
             in_flight: ((raw >> IN_FLIGHT_SHIFT) & COUNT_MASK) as u32,
             successes: ((raw >> SUCCESSES_SHIFT) & COUNT_MASK) as u32,
             opens: ((raw >> OPENS_SHIFT) & OPENS_MASK) as u32,
@@ -87,7 +91,7 @@ impl Word {
     /// the kind or the generation.
     #[inline]
     pub(crate) const fn pack(self) -> u64 {
-        (self.kind & KIND_MASK)
+        self.kind.bits()
             | ((self.in_flight as u64 & COUNT_MASK) << IN_FLIGHT_SHIFT)
             | ((self.successes as u64 & COUNT_MASK) << SUCCESSES_SHIFT)
             | ((self.opens as u64 & OPENS_MASK) << OPENS_SHIFT)
@@ -95,8 +99,9 @@ impl Word {
     }
 
     /// The next state: a new generation of `kind`, with no probes, keeping `opens`.
+    /// Only the transition function calls it, and only together with what to publish.
     #[inline]
-    pub(crate) const fn next(self, kind: u64) -> Self {
+    pub(crate) const fn next(self, kind: Kind) -> Self {
         Self {
             kind,
             in_flight: 0,
@@ -170,7 +175,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn word_roundtrips(kind in 0u64..5, in_flight in 0u32..=MAX_PROBES, successes in 0u32..=MAX_PROBES,
+        fn word_roundtrips(kind in proptest::sample::select(Kind::ALL.to_vec()), in_flight in 0u32..=MAX_PROBES, successes in 0u32..=MAX_PROBES,
                            opens in 0u32..=MAX_OPENS, generation in 0u64..(1 << 35)) {
             let w = Word { kind, in_flight, successes, opens, generation };
             prop_assert_eq!(Word::unpack(w.pack()), w);
@@ -190,8 +195,8 @@ mod tests {
 
     #[test]
     fn generation_wraps_without_touching_other_fields() {
-        let top = Word { kind: OPEN, in_flight: 3, successes: 2, opens: 7, generation: u64::MAX >> GEN_SHIFT };
-        let next = top.next(HALF_OPEN);
+        let top = Word { kind: Kind::Open, in_flight: 3, successes: 2, opens: 7, generation: u64::MAX >> GEN_SHIFT };
+        let next = top.next(Kind::HalfOpen);
         assert_eq!(next.generation, 0);
         assert_eq!(next.opens, 7);
         assert_eq!(Word::unpack(next.pack()), next);

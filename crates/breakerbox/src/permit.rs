@@ -1,0 +1,146 @@
+//! Permits: permission to make one call, and the duty to say how it went.
+//!
+//! [`Permit`] borrows its breaker, [`OwnedPermit`] holds a handle (`'static`, for
+//! spawned tasks); both are one [`Held`] ticket, which reports exactly once: by
+//! `record`, or, when dropped without a report, by the engine's `abandon`.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::engine::{Engine, Ticket};
+use crate::{Outcome, Report, State};
+
+/// A ticket and what holds its engine (a reference or an `Arc`). The ticket is taken
+/// by the first report, so a permit can report only once, and its drop then does
+/// nothing (after inlining, the compiler sees the ticket gone and drops the check).
+struct Held<E: Deref<Target = Engine>> {
+    engine: E,
+    ticket: Option<Ticket>,
+}
+
+impl<E: Deref<Target = Engine>> Held<E> {
+    #[inline(always)]
+    fn record(&mut self, report: Report) {
+        if let Some(ticket) = self.ticket.take() {
+            self.engine.complete(ticket, report);
+        }
+    }
+
+    fn admitted_in(&self) -> State {
+        self.ticket.map_or(State::Closed, Ticket::admitted_in)
+    }
+
+    fn fmt(&self, f: &mut fmt::Formatter<'_>, type_name: &str) -> fmt::Result {
+        f.debug_struct(type_name).field("breaker", &self.engine.name).field("admitted_in", &self.admitted_in()).finish()
+    }
+}
+
+impl<E: Deref<Target = Engine>> Drop for Held<E> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.engine.abandon(ticket);
+        }
+    }
+}
+
+/// Permission to make one call. Report how it went with [`success`](Self::success),
+/// [`failure`](Self::failure), [`ignore`](Self::ignore) or [`record`](Self::record).
+///
+/// A permit remembers the state it was admitted in: if the breaker has changed state
+/// since (it opened, closed, was reset), the report is counted in the metrics but
+/// cannot change the state. Dropping a permit without a report (a cancelled future, an
+/// early return) records nothing and frees its half-open slot; dropping it while the
+/// thread panics records a failure.
+#[must_use = "a permit dropped without a report records nothing: call success(), failure() or ignore()"]
+pub struct Permit<'a> {
+    held: Held<&'a Engine>,
+}
+
+impl<'a> Permit<'a> {
+    #[inline(always)]
+    pub(crate) fn new(engine: &'a Engine, ticket: Ticket) -> Self {
+        Self { held: Held { engine, ticket: Some(ticket) } }
+    }
+
+    /// The call succeeded.
+    #[inline]
+    pub fn success(self) {
+        self.record(Outcome::Success);
+    }
+
+    /// The call failed.
+    #[inline]
+    pub fn failure(self) {
+        self.record(Outcome::Failure);
+    }
+
+    /// The call's outcome says nothing about the service: touch no counter.
+    #[inline]
+    pub fn ignore(self) {
+        self.record(Outcome::Ignored);
+    }
+
+    /// Records an outcome, or a [`Report`] with the call's duration and a retry-after hint.
+    #[inline]
+    pub fn record(mut self, report: impl Into<Report>) {
+        self.held.record(report.into());
+    }
+
+    /// The state the call was admitted in ([`State::Closed`], [`State::HalfOpen`] for a
+    /// probe, or [`State::Disabled`]).
+    pub fn admitted_in(&self) -> State {
+        self.held.admitted_in()
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.held.fmt(f, "Permit")
+    }
+}
+
+/// A [`Permit`] that owns a handle to its breaker (`'static`), from
+/// [`Breaker::try_acquire_owned`](crate::Breaker::try_acquire_owned).
+#[must_use = "a permit dropped without a report records nothing: call success(), failure() or ignore()"]
+pub struct OwnedPermit {
+    held: Held<Arc<Engine>>,
+}
+
+impl OwnedPermit {
+    pub(crate) fn new(engine: Arc<Engine>, ticket: Ticket) -> Self {
+        Self { held: Held { engine, ticket: Some(ticket) } }
+    }
+
+    /// The call succeeded.
+    pub fn success(self) {
+        self.record(Outcome::Success);
+    }
+
+    /// The call failed.
+    pub fn failure(self) {
+        self.record(Outcome::Failure);
+    }
+
+    /// The call's outcome says nothing about the service.
+    pub fn ignore(self) {
+        self.record(Outcome::Ignored);
+    }
+
+    /// Records an outcome or a [`Report`].
+    pub fn record(mut self, report: impl Into<Report>) {
+        self.held.record(report.into());
+    }
+
+    /// The state the call was admitted in.
+    pub fn admitted_in(&self) -> State {
+        self.held.admitted_in()
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.held.fmt(f, "OwnedPermit")
+    }
+}

@@ -1,0 +1,418 @@
+//! The breaker's rules, in one pure place: from a state word and an event to the next
+//! word, the caller's answer, and what the transition must publish.
+//!
+//! Nothing here touches an atomic or reads a clock. The engine (`engine.rs`) loads the
+//! state word, calls [`Rule::step`], compare-and-swaps the word the step asks for, and,
+//! when the swap wins, hands the step's [`Publish`] to its one `publish` (which stores
+//! the deadline, counts the opening and emits the event). A step that needs the time
+//! says so ([`Step::NeedsTime`]) and is asked again with what the engine [`Seen`], so
+//! the clock is read only where the rules need it, and at most once per call.
+//!
+//! ```text
+//!  event         Closed          Open                  HalfOpen                 ForcedOpen  Disabled
+//!  ───────────── ─────────────── ───────────────────── ──────────────────────── ─────────── ─────────
+//!  acquire       admit           wait passed: ▶ HalfOpen a slot free: admit      reject      admit
+//!                                (this call probes)    full, lease passed:
+//!                                else reject           ▶ HalfOpen (new round)
+//!                                                      else reject
+//!  record        count (policy)  late                  failure, slow: ▶ Open    late        note
+//!                                                      enough successes: ▶ Closed
+//!                                                      ignored: free the slot
+//!  trip          ▶ Open          (lost the race)       (lost the race)          -           -
+//!  abandon       nothing         nothing               free the slot            nothing     nothing
+//!  reset, close  ▶ Closed (every kind; a new generation even when already closed)
+//!  force_open    ▶ ForcedOpen    disable ▶ Disabled    open_for ▶ Open (explicit wait)
+//!  hold_open     ▶ Open          move the deadline     ▶ Open                   ▶ Open      ▶ Open
+//! ```
+//!
+//! Records and abandons carry the word their permit was admitted under: one admitted
+//! in an older generation is late and changes nothing. A permit dropped while its
+//! thread panics counts as a failed call.
+//!
+//! Every new generation is made by [`Change::Enter`], whose [`Publish`] cannot be left
+//! out: a transition that forgets its deadline does not compile.
+
+use std::time::Duration;
+
+use super::kind::Kind;
+use super::packed::{Deadline, MAX_OPENS, Word};
+use crate::{Outcome, Reason};
+
+/// The settings the rules need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Trial calls at once in half-open, and successes needed to close.
+    pub(crate) probes: u32,
+}
+
+/// What the engine read for the word's generation, when the rules asked for time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// The clock, in nanoseconds.
+    pub(crate) now: u64,
+    /// What the deadline word says about this generation.
+    pub(crate) deadline: Deadline,
+}
+
+/// The answer of one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Step<D> {
+    /// Swap the word for `change` (if any) and answer `decision`.
+    Go { change: Change, decision: D },
+    /// Ask again with the time and this generation's deadline.
+    NeedsTime,
+    /// The deadline word belongs to a newer generation than this word: load the word
+    /// again and step on it; if it has not moved, answer `otherwise`.
+    Reload { otherwise: D },
+}
+
+/// How the state word changes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Change {
+    /// It stays as it is.
+    None,
+    /// The same generation, with other probe counts.
+    Probes { in_flight: u32, successes: u32 },
+    /// A new generation, and what the engine must publish once it is swapped in.
+    Enter(Enter),
+    /// The word stays; the deadline of this (Open) generation moves to `wait` from now.
+    /// If it cannot (the generation has ended, or its deadline is not stored yet), the
+    /// engine applies [`Command::OpenFor`] instead.
+    MoveDeadline(Duration),
+}
+
+/// A new generation: made only by [`enter`], so it always carries its [`Publish`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Enter {
+    next: Word,
+    publish: Publish,
+}
+
+impl Enter {
+    /// The word to swap in.
+    pub(crate) fn next(&self) -> Word {
+        self.next
+    }
+
+    /// What to publish after the swap.
+    pub(crate) fn publish(&self) -> Publish {
+        self.publish
+    }
+}
+
+/// What follows a transition, published by the engine after its swap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Publish {
+    /// Why the state changed.
+    pub(crate) reason: Reason,
+    /// The deadline to store (every transition stores one: at least its tag).
+    pub(crate) deadline: DeadlineFrom,
+    /// Whether this is an opening (counted in `Metrics::opens`).
+    pub(crate) counts_opening: bool,
+    /// Whether listeners, tracing and metrics hear of it.
+    pub(crate) announce: bool,
+}
+
+/// Where a transition's deadline comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum DeadlineFrom {
+    /// The open wait for the new count of consecutive openings, lengthened by the
+    /// failure's retry-after hint (up to the breaker's limit).
+    OpenWait { hint: Option<Duration> },
+    /// Exactly this wait (`open_for`).
+    Explicit(Duration),
+    /// The probe lease.
+    Lease,
+    /// No time: only the tag, so that readers know the generation's deadline is stored.
+    TagOnly,
+}
+
+/// Why a call was refused, before it becomes a [`Rejected`](crate::Rejected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) kind: Kind,
+    /// The rest of the open wait, in nanoseconds, when known.
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// An event the rules answer.
+pub(crate) trait Rule {
+    /// What the caller is told.
+    type Decision: Copy;
+
+    /// The step from `w`; `seen` is `None` until the step has asked for time.
+    fn step(&self, w: Word, seen: Option<Seen>, limits: Limits) -> Step<Self::Decision>;
+}
+
+/// Whether a kind admits every call as it is, without time and without a change to the
+/// word (the call path tests this before anything else; [`Acquire`] agrees).
+pub(crate) const fn admits_freely(kind: Kind) -> bool {
+    match kind {
+        Kind::Closed | Kind::Disabled => true,
+        Kind::Open | Kind::HalfOpen | Kind::ForcedOpen => false,
+    }
+}
+
+/// What the breaker's state looks like to an observer: an Open breaker whose wait has
+/// passed is half-open already, since the next call would be admitted as a probe.
+pub(crate) fn observed(kind: Kind, wait_passed: bool) -> crate::State {
+    match kind {
+        Kind::Open if wait_passed => crate::State::HalfOpen,
+        Kind::Closed | Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => kind.state(),
+    }
+}
+
+// ===== acquire =====
+
+/// A call asks to be admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Acquire;
+
+/// The answer to [`Acquire`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Admitted, under the word after the change.
+    Admit,
+    /// Refused.
+    Reject(Rejection),
+}
+
+impl Rule for Acquire {
+    type Decision = Admission;
+
+    fn step(&self, w: Word, seen: Option<Seen>, limits: Limits) -> Step<Admission> {
+        match w.kind {
+            Kind::Closed | Kind::Disabled => admit(Change::None),
+            Kind::Open => {
+                let Some(Seen { now, deadline }) = seen else { return Step::NeedsTime };
+                match deadline {
+                    // The wait has passed: this call is the first probe of a new round.
+                    Deadline::At(d) if now >= d => {
+                        admit(enter(w, Kind::HalfOpen, 1, Reason::WaitElapsed, DeadlineFrom::Lease))
+                    }
+                    Deadline::At(d) => reject(Kind::Open, Some(d - now)),
+                    // The thread that opened the breaker is storing this generation's
+                    // deadline: it cannot have passed yet.
+                    Deadline::Pending => reject(Kind::Open, None),
+                    Deadline::Stale => Step::Reload { otherwise: Admission::Reject(rejection(Kind::Open, None)) },
+                }
+            }
+            Kind::HalfOpen if w.in_flight + w.successes < limits.probes => {
+                admit(Change::Probes { in_flight: w.in_flight + 1, successes: w.successes })
+            }
+            Kind::HalfOpen => {
+                let Some(Seen { now, deadline }) = seen else { return Step::NeedsTime };
+                match deadline {
+                    // Every slot is taken and the probes have been silent past their
+                    // lease: start a new round; the silent ones no longer count.
+                    Deadline::At(lease) if w.in_flight > 0 && now >= lease => {
+                        admit(enter(w, Kind::HalfOpen, 1, Reason::ProbeLeaseExpired, DeadlineFrom::Lease))
+                    }
+                    Deadline::Stale => Step::Reload { otherwise: Admission::Reject(rejection(Kind::HalfOpen, None)) },
+                    Deadline::At(_) | Deadline::Pending => reject(Kind::HalfOpen, None),
+                }
+            }
+            Kind::ForcedOpen => reject(Kind::ForcedOpen, None),
+        }
+    }
+}
+
+fn admit(change: Change) -> Step<Admission> {
+    Step::Go { change, decision: Admission::Admit }
+}
+
+fn rejection(kind: Kind, retry_after: Option<u64>) -> Rejection {
+    Rejection { kind, retry_after }
+}
+
+fn reject(kind: Kind, retry_after: Option<u64>) -> Step<Admission> {
+    Step::Go { change: Change::None, decision: Admission::Reject(rejection(kind, retry_after)) }
+}
+
+// ===== record, trip, abandon =====
+
+/// A permit reports how its call went.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Record {
+    /// The word the permit was admitted under.
+    pub(crate) admitted: Word,
+    pub(crate) outcome: Outcome,
+    /// Whether a slow-call rule found the call slow (a slow probe fails).
+    pub(crate) slow: bool,
+    /// The failure's retry-after hint, if it opens the breaker.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// The answer to [`Record`], [`Trip`] and [`Abandon`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Closed and current: the policy counts it (`failed` or not), and may trip.
+    Count { failed: bool },
+    /// Current: it has been taken into account (or says nothing).
+    Noted,
+    /// Admitted in an older generation: it counts in the metrics only.
+    Late,
+    /// A permit dropped while its thread panics: record it as a failed call.
+    CountAsFailure,
+}
+
+impl Rule for Record {
+    type Decision = Verdict;
+
+    fn step(&self, w: Word, _: Option<Seen>, limits: Limits) -> Step<Verdict> {
+        let current = w.generation == self.admitted.generation;
+        match self.admitted.kind {
+            Kind::Closed => match (current, self.outcome) {
+                (false, _) => noted(Change::None, Verdict::Late),
+                (true, Outcome::Ignored) => noted(Change::None, Verdict::Noted),
+                (true, Outcome::Success) => noted(Change::None, Verdict::Count { failed: false }),
+                (true, Outcome::Failure) => noted(Change::None, Verdict::Count { failed: true }),
+            },
+            Kind::HalfOpen if !current => noted(Change::None, Verdict::Late),
+            Kind::HalfOpen => {
+                let freed = w.in_flight.saturating_sub(1);
+                let change = match self.outcome {
+                    Outcome::Ignored => Change::Probes { in_flight: freed, successes: w.successes },
+                    Outcome::Failure => probe_failed(w, self.retry_after),
+                    Outcome::Success if self.slow => probe_failed(w, self.retry_after),
+                    Outcome::Success if w.successes + 1 >= limits.probes => {
+                        enter(w, Kind::Closed, 0, Reason::ProbesSucceeded, DeadlineFrom::TagOnly)
+                    }
+                    Outcome::Success => Change::Probes { in_flight: freed, successes: w.successes + 1 },
+                };
+                noted(change, Verdict::Noted)
+            }
+            // Open and ForcedOpen admit nothing; Disabled counts nothing.
+            Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
+                noted(Change::None, if current { Verdict::Noted } else { Verdict::Late })
+            }
+        }
+    }
+}
+
+fn probe_failed(w: Word, hint: Option<Duration>) -> Change {
+    enter(w, Kind::Open, 0, Reason::ProbeFailed, DeadlineFrom::OpenWait { hint })
+}
+
+fn noted(change: Change, decision: Verdict) -> Step<Verdict> {
+    Step::Go { change, decision }
+}
+
+/// The policy tripped on an outcome of a call admitted under `admitted` (closed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Trip {
+    pub(crate) admitted: Word,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Rule for Trip {
+    type Decision = Verdict;
+
+    fn step(&self, w: Word, _: Option<Seen>, _: Limits) -> Step<Verdict> {
+        // Only the state the outcome was counted in can trip: another transition (or
+        // another trip) that came first wins.
+        if w.kind == self.admitted.kind && w.generation == self.admitted.generation {
+            let open = enter(w, Kind::Open, 0, Reason::Tripped, DeadlineFrom::OpenWait { hint: self.retry_after });
+            noted(open, Verdict::Noted)
+        } else {
+            noted(Change::None, Verdict::Late)
+        }
+    }
+}
+
+/// A permit dropped without a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Abandon {
+    pub(crate) admitted: Word,
+    /// Whether its thread is panicking (the protected call panicked).
+    pub(crate) panicking: bool,
+}
+
+impl Rule for Abandon {
+    type Decision = Verdict;
+
+    fn step(&self, w: Word, _: Option<Seen>, _: Limits) -> Step<Verdict> {
+        if self.panicking {
+            return noted(Change::None, Verdict::CountAsFailure);
+        }
+        let current = w.generation == self.admitted.generation;
+        match self.admitted.kind {
+            // A probe that will never report frees its slot, counting nothing.
+            Kind::HalfOpen if current && w.in_flight > 0 => {
+                noted(Change::Probes { in_flight: w.in_flight - 1, successes: w.successes }, Verdict::Noted)
+            }
+            Kind::HalfOpen => noted(Change::None, if current { Verdict::Noted } else { Verdict::Late }),
+            Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
+                noted(Change::None, if current { Verdict::Noted } else { Verdict::Late })
+            }
+        }
+    }
+}
+
+// ===== commands =====
+
+/// An operation on the breaker from outside its calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// `reset`: closed, counters cleared, openings forgotten.
+    Reset,
+    /// `close`: as reset, for a coordinator.
+    Close,
+    /// `force_open`: every call rejected until reset.
+    ForceOpen,
+    /// `disable`: every call admitted, never trips, until reset.
+    Disable,
+    /// `open_for`: open now for exactly this wait, counted as an opening.
+    OpenFor(Duration),
+    /// `hold_open`: an Open breaker's deadline moves; any other opens as `OpenFor`.
+    HoldOpen(Duration),
+}
+
+impl Rule for Command {
+    type Decision = ();
+
+    fn step(&self, w: Word, _: Option<Seen>, _: Limits) -> Step<()> {
+        let change = match *self {
+            Self::Reset => enter(w, Kind::Closed, 0, Reason::Reset, DeadlineFrom::TagOnly),
+            Self::Close => enter(w, Kind::Closed, 0, Reason::External, DeadlineFrom::TagOnly),
+            Self::ForceOpen => enter(w, Kind::ForcedOpen, 0, Reason::ForcedOpen, DeadlineFrom::TagOnly),
+            Self::Disable => enter(w, Kind::Disabled, 0, Reason::Disabled, DeadlineFrom::TagOnly),
+            Self::OpenFor(wait) => open_for(w, wait),
+            Self::HoldOpen(wait) => match w.kind {
+                Kind::Open => Change::MoveDeadline(wait),
+                Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => open_for(w, wait),
+            },
+        };
+        Step::Go { change, decision: () }
+    }
+}
+
+fn open_for(w: Word, wait: Duration) -> Change {
+    enter(w, Kind::Open, 0, Reason::External, DeadlineFrom::Explicit(wait))
+}
+
+// ===== the one way to a new generation =====
+
+/// A new generation of `kind` with `in_flight` probes admitted (the caller, when it is
+/// the first probe), and what to publish.
+///
+/// - Consecutive openings: an opening adds one (saturating), a close forgets them, any
+///   other state keeps them (so a forced-open breaker that is reset starts afresh, and
+///   one that was disabled while backing off keeps its count).
+/// - Every entry into Open is an opening.
+/// - A change of kind is announced; so is a new round of probes, and an explicit
+///   opening of a breaker that was already open (a coordinator's decision is news).
+fn enter(w: Word, kind: Kind, in_flight: u32, reason: Reason, deadline: DeadlineFrom) -> Change {
+    let opens = match kind {
+        Kind::Open => (w.opens + 1).min(MAX_OPENS),
+        Kind::Closed => 0,
+        Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => w.opens,
+    };
+    let announce =
+        w.kind != kind || reason == Reason::ProbeLeaseExpired || (reason == Reason::External && kind == Kind::Open);
+    let publish = Publish { reason, deadline, counts_opening: kind == Kind::Open, announce };
+    Change::Enter(Enter { next: Word { in_flight, opens, ..w.next(kind) }, publish })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! Every kind × every event, with the expected step written out per kind: each `match`
+//! on the kind is exhaustive, so a new kind does not compile here until its rules are
+//! stated.
+
+use std::time::Duration;
+
+use super::*;
+use crate::state::packed::MAX_PROBES;
+
+const LIMITS: Limits = Limits { probes: 2 };
+const HINT: Option<Duration> = Some(Duration::from_secs(9));
+const NOW: u64 = 1_000;
+
+/// A word of `kind` in generation 7, with one consecutive opening, one probe in flight
+/// and none succeeded.
+fn word(kind: Kind) -> Word {
+    Word { kind, in_flight: 1, successes: 0, opens: 1, generation: 7 }
+}
+
+fn older(w: Word) -> Word {
+    Word { generation: w.generation - 1, ..w }
+}
+
+fn seen(deadline: Deadline) -> Option<Seen> {
+    Some(Seen { now: NOW, deadline })
+}
+
+/// The change of a `Go` step, and its decision.
+fn go<D: std::fmt::Debug>(step: Step<D>) -> (Change, D) {
+    match step {
+        Step::Go { change, decision } => (change, decision),
+        other => panic!("expected Go, got {other:?}"),
+    }
+}
+
+/// The new generation a step enters, checked to be the next one.
+fn entered(w: Word, change: Change) -> (Word, Publish) {
+    let Change::Enter(enter) = change else { panic!("expected a transition, got {change:?}") };
+    assert_eq!(enter.next().generation, w.generation + 1, "a transition is a new generation");
+    (enter.next(), enter.publish())
+}
+
+fn publish(reason: Reason, deadline: DeadlineFrom, counts_opening: bool, announce: bool) -> Publish {
+    Publish { reason, deadline, counts_opening, announce }
+}
+
+fn rejected(kind: Kind, retry_after: Option<u64>) -> Admission {
+    Admission::Reject(Rejection { kind, retry_after })
+}
+
+// ===== acquire =====
+
+#[test]
+fn acquire_without_time() {
+    for kind in Kind::ALL {
+        let w = word(kind);
+        let step = Acquire.step(w, None, LIMITS);
+        match kind {
+            Kind::Closed | Kind::Disabled => {
+                assert_eq!(step, Step::Go { change: Change::None, decision: Admission::Admit });
+            }
+            Kind::Open => assert_eq!(step, Step::NeedsTime),
+            // One of two slots is taken: the second is free.
+            Kind::HalfOpen => assert_eq!(
+                step,
+                Step::Go { change: Change::Probes { in_flight: 2, successes: 0 }, decision: Admission::Admit }
+            ),
+            Kind::ForcedOpen => {
+                assert_eq!(step, Step::Go { change: Change::None, decision: rejected(Kind::ForcedOpen, None) });
+            }
+        }
+        assert_eq!(admits_freely(kind), step == Step::Go { change: Change::None, decision: Admission::Admit });
+    }
+}
+
+#[test]
+fn acquire_open_before_and_after_its_deadline() {
+    let w = word(Kind::Open);
+    let (change, decision) = go(Acquire.step(w, seen(Deadline::At(NOW + 250)), LIMITS));
+    assert_eq!((change, decision), (Change::None, rejected(Kind::Open, Some(250))));
+
+    for deadline in [NOW, NOW - 1] {
+        let (change, decision) = go(Acquire.step(w, seen(Deadline::At(deadline)), LIMITS));
+        assert_eq!(decision, Admission::Admit);
+        let (next, p) = entered(w, change);
+        assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::HalfOpen, 1, 0, 1));
+        assert_eq!(p, publish(Reason::WaitElapsed, DeadlineFrom::Lease, false, true));
+    }
+}
+
+#[test]
+fn acquire_open_with_its_deadline_not_stored_or_superseded() {
+    let w = word(Kind::Open);
+    assert_eq!(go(Acquire.step(w, seen(Deadline::Pending), LIMITS)), (Change::None, rejected(Kind::Open, None)));
+    assert_eq!(Acquire.step(w, seen(Deadline::Stale), LIMITS), Step::Reload { otherwise: rejected(Kind::Open, None) });
+}
+
+#[test]
+fn acquire_half_open_with_a_free_slot_and_a_full_one() {
+    let free = Word { in_flight: 0, successes: 1, ..word(Kind::HalfOpen) };
+    assert_eq!(go(Acquire.step(free, None, LIMITS)), (Change::Probes { in_flight: 1, successes: 1 }, Admission::Admit));
+    // Slots count probes in flight and probes that succeeded.
+    for full in [Word { in_flight: 2, ..free }, Word { in_flight: 1, successes: 1, ..free }] {
+        assert_eq!(Acquire.step(full, None, LIMITS), Step::NeedsTime);
+        let lease_running = seen(Deadline::At(NOW + 1));
+        assert_eq!(go(Acquire.step(full, lease_running, LIMITS)), (Change::None, rejected(Kind::HalfOpen, None)));
+        assert_eq!(
+            go(Acquire.step(full, seen(Deadline::Pending), LIMITS)),
+            (Change::None, rejected(Kind::HalfOpen, None))
+        );
+        assert_eq!(
+            Acquire.step(full, seen(Deadline::Stale), LIMITS),
+            Step::Reload { otherwise: rejected(Kind::HalfOpen, None) }
+        );
+    }
+}
+
+#[test]
+fn acquire_half_open_with_an_expired_lease_starts_a_new_round() {
+    let full = Word { in_flight: 2, ..word(Kind::HalfOpen) };
+    let (change, decision) = go(Acquire.step(full, seen(Deadline::At(NOW)), LIMITS));
+    assert_eq!(decision, Admission::Admit);
+    let (next, p) = entered(full, change);
+    assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::HalfOpen, 1, 0, 1));
+    assert_eq!(p, publish(Reason::ProbeLeaseExpired, DeadlineFrom::Lease, false, true));
+
+    // Full only because probes succeeded: nothing is silent, nothing to reclaim.
+    let succeeded = Word { in_flight: 0, successes: 2, ..full };
+    assert_eq!(
+        go(Acquire.step(succeeded, seen(Deadline::At(NOW)), LIMITS)),
+        (Change::None, rejected(Kind::HalfOpen, None))
+    );
+}
+
+#[test]
+fn a_step_given_time_never_asks_for_it_again() {
+    let deadlines = [Deadline::At(0), Deadline::At(NOW), Deadline::At(u64::MAX), Deadline::Pending, Deadline::Stale];
+    for kind in Kind::ALL {
+        for in_flight in [0, 1, 2, MAX_PROBES] {
+            for deadline in deadlines {
+                let w = Word { in_flight, ..word(kind) };
+                assert_ne!(Acquire.step(w, seen(deadline), LIMITS), Step::NeedsTime);
+            }
+        }
+    }
+}
+
+// ===== record =====
+
+fn record(admitted: Word, outcome: Outcome, slow: bool) -> Record {
+    Record { admitted, outcome, slow, retry_after: HINT }
+}
+
+const OUTCOMES: [Outcome; 3] = [Outcome::Success, Outcome::Failure, Outcome::Ignored];
+
+#[test]
+fn record_of_an_older_generation_is_late_whatever_the_kind() {
+    for admitted_kind in Kind::ALL {
+        for now_kind in Kind::ALL {
+            for outcome in OUTCOMES {
+                for slow in [false, true] {
+                    let admitted = older(word(admitted_kind));
+                    let step = record(admitted, outcome, slow).step(word(now_kind), None, LIMITS);
+                    assert_eq!(go(step), (Change::None, Verdict::Late), "{admitted_kind:?} in {now_kind:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn record_current() {
+    for kind in Kind::ALL {
+        let w = word(kind);
+        for outcome in OUTCOMES {
+            for slow in [false, true] {
+                let (change, verdict) = go(record(w, outcome, slow).step(w, None, LIMITS));
+                match kind {
+                    // The policy decides; slowness is its business too.
+                    Kind::Closed => {
+                        assert_eq!(change, Change::None);
+                        let expected = match outcome {
+                            Outcome::Success => Verdict::Count { failed: false },
+                            Outcome::Failure => Verdict::Count { failed: true },
+                            Outcome::Ignored => Verdict::Noted,
+                        };
+                        assert_eq!(verdict, expected);
+                    }
+                    Kind::HalfOpen => {
+                        assert_eq!(verdict, Verdict::Noted);
+                        match (outcome, slow) {
+                            (Outcome::Ignored, _) => {
+                                assert_eq!(change, Change::Probes { in_flight: 0, successes: 0 });
+                            }
+                            // One success of two needed: the slot is freed and counted.
+                            (Outcome::Success, false) => {
+                                assert_eq!(change, Change::Probes { in_flight: 0, successes: 1 });
+                            }
+                            (Outcome::Failure, _) | (Outcome::Success, true) => {
+                                let (next, p) = entered(w, change);
+                                assert_eq!((next.kind, next.in_flight, next.opens), (Kind::Open, 0, 2));
+                                let wait = DeadlineFrom::OpenWait { hint: HINT };
+                                assert_eq!(p, publish(Reason::ProbeFailed, wait, true, true));
+                            }
+                        }
+                    }
+                    Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
+                        assert_eq!((change, verdict), (Change::None, Verdict::Noted));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_last_needed_probe_success_closes() {
+    let w = Word { in_flight: 1, successes: 1, opens: 5, ..word(Kind::HalfOpen) };
+    let (change, verdict) = go(record(w, Outcome::Success, false).step(w, None, LIMITS));
+    assert_eq!(verdict, Verdict::Noted);
+    let (next, p) = entered(w, change);
+    assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::Closed, 0, 0, 0));
+    assert_eq!(p, publish(Reason::ProbesSucceeded, DeadlineFrom::TagOnly, false, true));
+}
+
+#[test]
+fn consecutive_openings_saturate() {
+    let w = Word { opens: MAX_OPENS, ..word(Kind::HalfOpen) };
+    let (change, _) = go(record(w, Outcome::Failure, false).step(w, None, LIMITS));
+    assert_eq!(entered(w, change).0.opens, MAX_OPENS);
+}
+
+// ===== trip =====
+
+#[test]
+fn trip() {
+    for kind in Kind::ALL {
+        let admitted = word(Kind::Closed);
+        let w = word(kind);
+        let (change, verdict) = go(Trip { admitted, retry_after: HINT }.step(w, None, LIMITS));
+        match kind {
+            Kind::Closed => {
+                assert_eq!(verdict, Verdict::Noted);
+                let (next, p) = entered(w, change);
+                assert_eq!((next.kind, next.opens), (Kind::Open, 2));
+                assert_eq!(p, publish(Reason::Tripped, DeadlineFrom::OpenWait { hint: HINT }, true, true));
+            }
+            // Another transition of the same generation number cannot exist; a
+            // different kind means the closed state ended first.
+            Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => {
+                assert_eq!((change, verdict), (Change::None, Verdict::Late));
+            }
+        }
+        let trip = Trip { admitted: older(admitted), retry_after: None };
+        assert_eq!(go(trip.step(w, None, LIMITS)), (Change::None, Verdict::Late), "a later generation");
+    }
+}
+
+// ===== abandon =====
+
+#[test]
+fn abandon() {
+    for kind in Kind::ALL {
+        let w = word(kind);
+        let (change, verdict) = go(Abandon { admitted: w, panicking: false }.step(w, None, LIMITS));
+        match kind {
+            Kind::HalfOpen => {
+                assert_eq!((change, verdict), (Change::Probes { in_flight: 0, successes: 0 }, Verdict::Noted))
+            }
+            Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
+                assert_eq!((change, verdict), (Change::None, Verdict::Noted));
+            }
+        }
+        let late = Abandon { admitted: older(w), panicking: false };
+        assert_eq!(go(late.step(w, None, LIMITS)), (Change::None, Verdict::Late));
+        for admitted in [w, older(w)] {
+            let panicking = Abandon { admitted, panicking: true };
+            assert_eq!(go(panicking.step(w, None, LIMITS)), (Change::None, Verdict::CountAsFailure));
+        }
+    }
+    // A half-open word with no probe in flight (the slot was already freed) stays.
+    let empty = Word { in_flight: 0, ..word(Kind::HalfOpen) };
+    assert_eq!(
+        go(Abandon { admitted: empty, panicking: false }.step(empty, None, LIMITS)),
+        (Change::None, Verdict::Noted)
+    );
+}
+
+// ===== commands =====
+
+#[test]
+fn reset_close_force_open_and_disable_from_every_kind() {
+    let cases = [
+        (Command::Reset, Kind::Closed, Reason::Reset),
+        (Command::Close, Kind::Closed, Reason::External),
+        (Command::ForceOpen, Kind::ForcedOpen, Reason::ForcedOpen),
+        (Command::Disable, Kind::Disabled, Reason::Disabled),
+    ];
+    for kind in Kind::ALL {
+        let w = Word { opens: 3, ..word(kind) };
+        for (command, to, reason) in cases {
+            let (change, ()) = go(command.step(w, None, LIMITS));
+            let (next, p) = entered(w, change);
+            assert_eq!((next.kind, next.in_flight, next.successes), (to, 0, 0));
+            // A close forgets the openings; forcing open or disabling keeps them.
+            assert_eq!(next.opens, if to == Kind::Closed { 0 } else { 3 });
+            // Announced only when the kind changes (a reset of a closed breaker is quiet).
+            assert_eq!(p, publish(reason, DeadlineFrom::TagOnly, false, kind != to), "{command:?} from {kind:?}");
+        }
+    }
+}
+
+#[test]
+fn open_for_from_every_kind() {
+    let wait = Duration::from_secs(4);
+    for kind in Kind::ALL {
+        let w = word(kind);
+        let (change, ()) = go(Command::OpenFor(wait).step(w, None, LIMITS));
+        let (next, p) = entered(w, change);
+        assert_eq!((next.kind, next.opens), (Kind::Open, 2));
+        // An explicit opening is news even to an open breaker.
+        assert_eq!(p, publish(Reason::External, DeadlineFrom::Explicit(wait), true, true));
+    }
+}
+
+#[test]
+fn hold_open_moves_an_open_deadline_and_opens_anything_else() {
+    let wait = Duration::from_secs(4);
+    for kind in Kind::ALL {
+        let w = word(kind);
+        let (change, ()) = go(Command::HoldOpen(wait).step(w, None, LIMITS));
+        match kind {
+            Kind::Open => assert_eq!(change, Change::MoveDeadline(wait)),
+            Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => {
+                assert_eq!(change, go(Command::OpenFor(wait).step(w, None, LIMITS)).0);
+            }
+        }
+    }
+}
+
+// ===== views =====
+
+#[test]
+fn an_open_breaker_past_its_wait_looks_half_open() {
+    for kind in Kind::ALL {
+        for passed in [false, true] {
+            let expected = match kind {
+                Kind::Open if passed => crate::State::HalfOpen,
+                Kind::Closed | Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => kind.state(),
+            };
+            assert_eq!(observed(kind, passed), expected);
+        }
+    }
+}
