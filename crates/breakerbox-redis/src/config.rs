@@ -103,13 +103,13 @@ pub struct FleetConfig {
     pub key_prefix: String,
     /// How often outcome counts and votes are pushed (each push brings the breaker's
     /// fleet state back), and how often the fleet looks for new family members.
-    #[cfg_attr(feature = "serde", serde(with = "duration"))]
+    #[cfg_attr(feature = "serde", serde(with = "breakerbox::config::duration"))]
     pub sync_interval: Duration,
     /// How often every breaker's fleet state is read again, in case a push was lost.
-    #[cfg_attr(feature = "serde", serde(with = "duration"))]
+    #[cfg_attr(feature = "serde", serde(with = "breakerbox::config::duration"))]
     pub refresh_interval: Duration,
     /// How long a replica's vote to open, and the fleet's call counts, stay valid.
-    #[cfg_attr(feature = "serde", serde(with = "duration"))]
+    #[cfg_attr(feature = "serde", serde(with = "breakerbox::config::duration"))]
     pub window: Duration,
     /// How many replicas' own breakers must have opened within the window before the
     /// fleet opens: one bad replica alone cannot trip the fleet unless this is 1.
@@ -119,13 +119,13 @@ pub struct FleetConfig {
     pub min_calls: u64,
     /// How long the replica holding the fleet's probe lease may take to report its
     /// half-open verdict before another replica may probe.
-    #[cfg_attr(feature = "serde", serde(with = "duration"))]
+    #[cfg_attr(feature = "serde", serde(with = "breakerbox::config::duration"))]
     pub probe_lease: Duration,
     /// The TTL of every key, refreshed while any replica syncs the breaker.
-    #[cfg_attr(feature = "serde", serde(with = "duration"))]
+    #[cfg_attr(feature = "serde", serde(with = "breakerbox::config::duration"))]
     pub key_ttl: Duration,
     /// The limit on every Redis operation; past it the replica counts Redis as unreachable.
-    #[cfg_attr(feature = "serde", serde(with = "duration"))]
+    #[cfg_attr(feature = "serde", serde(with = "breakerbox::config::duration"))]
     pub operation_timeout: Duration,
     /// What a replica does while it cannot reach the fleet.
     pub when_unreachable: WhenUnreachable,
@@ -246,37 +246,6 @@ impl FleetConfig {
             return bad("min_replicas", &self.min_replicas, "at least 1");
         }
         Ok(())
-    }
-}
-
-#[cfg(feature = "serde")]
-mod duration {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::de::{self, Deserializer, Visitor};
-    use serde::ser::Serializer;
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"100ms\" or \"10s\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-                humantime::parse_duration(s).map_err(|e| {
-                    E::custom(format_args!(
-                        "invalid duration {s:?}: {e} (write it like \"100ms\", \"10s\" or \"1m 30s\")"
-                    ))
-                })
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 

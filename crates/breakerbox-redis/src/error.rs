@@ -19,8 +19,6 @@ pub enum FleetError {
     Store(redis::RedisError),
     /// Redis did not answer within the operation timeout.
     Timeout(Duration),
-    /// Redis answered something the fleet did not expect (another program's keys?).
-    Protocol(String),
     /// The fleet's background task has stopped.
     Stopped,
 }
@@ -32,7 +30,6 @@ impl fmt::Display for FleetError {
             Self::NoRuntime => f.write_str("the fleet must be started inside a tokio runtime"),
             Self::Store(e) => write!(f, "redis: {e}"),
             Self::Timeout(d) => write!(f, "redis did not answer within {d:?}"),
-            Self::Protocol(m) => write!(f, "unexpected reply from redis: {m}"),
             Self::Stopped => f.write_str("the fleet's background task has stopped"),
         }
     }
@@ -43,7 +40,7 @@ impl std::error::Error for FleetError {
         match self {
             Self::Config(e) => Some(e),
             Self::Store(e) => Some(e),
-            _ => None,
+            Self::NoRuntime | Self::Timeout(_) | Self::Stopped => None,
         }
     }
 }

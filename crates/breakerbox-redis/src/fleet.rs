@@ -1,17 +1,16 @@
 //! The fleet handle: attach breakers, watch them, read the status.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
-use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ConfigError, Reason, State};
+use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ConfigError, Reason};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::worker::{Command, LocalTransition, Worker};
-use crate::{FleetConfig, FleetError, WhenUnreachable};
+use crate::shared::{Command, LocalTransition, OnEvent, Shared, Status, random};
+use crate::worker::Worker;
+use crate::{FleetConfig, FleetError, FleetEvent, FleetStatus, FleetView};
 
 /// Shares breaker state across a fleet of processes through Redis.
 ///
@@ -22,7 +21,7 @@ use crate::{FleetConfig, FleetError, WhenUnreachable};
 /// [`sync_interval`](FleetConfig::sync_interval) by diffing
 /// [`Breaker::metrics`], and pushes both to Redis, where Lua scripts own every fleet-wide
 /// transition. The fleet's decisions come back by pub/sub (and polling) and are applied
-/// with [`Breaker::open_for`] and [`Breaker::close`].
+/// with [`Breaker::hold_open`] and [`Breaker::close`].
 ///
 /// See the [crate documentation](crate) for the consistency model.
 ///
@@ -53,38 +52,6 @@ pub struct Fleet {
     _tasks: Arc<Tasks>,
 }
 
-pub(crate) type OnEvent = Arc<dyn Fn(&FleetEvent) + Send + Sync>;
-
-pub(crate) struct Shared {
-    pub(crate) config: FleetConfig,
-    pub(crate) replica: String,
-    pub(crate) local_tx: mpsc::UnboundedSender<LocalTransition>,
-    pub(crate) cmd_tx: mpsc::UnboundedSender<Command>,
-    pub(crate) status: Mutex<StatusInner>,
-    pub(crate) listeners: Vec<OnEvent>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct StatusInner {
-    pub(crate) joined: bool,
-    pub(crate) degraded: bool,
-    pub(crate) last_ok: Option<Instant>,
-    pub(crate) ops: u64,
-    pub(crate) errors: u64,
-    pub(crate) applied: u64,
-    pub(crate) stale_ignored: u64,
-    pub(crate) data_losses: u64,
-    pub(crate) probe_leases: u64,
-    pub(crate) views: HashMap<String, FleetView>,
-}
-
-impl Shared {
-    pub(crate) fn status(&self) -> MutexGuard<'_, StatusInner> {
-        // Only the fleet's own code runs under this lock; poisoning cannot leave it torn.
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 struct Tasks(Vec<JoinHandle<()>>);
 
 impl Drop for Tasks {
@@ -93,113 +60,6 @@ impl Drop for Tasks {
             t.abort();
         }
     }
-}
-
-/// Something that happened to the fleet, for [`FleetBuilder::on_event`] (and `tracing`
-/// and `metrics`, with those features).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FleetEvent {
-    /// The first exchange with Redis succeeded.
-    Joined,
-    /// Redis cannot be reached (down, slow or partitioned away): the breakers now act as
-    /// [`when_unreachable`](FleetConfig::when_unreachable) says. Emitted once per episode.
-    Degraded {
-        /// The first error of the episode.
-        reason: String,
-        /// What the breakers do meanwhile.
-        when_unreachable: WhenUnreachable,
-    },
-    /// Redis answers again; every breaker was reconciled with the fleet.
-    Rejoined {
-        /// How long the fleet was unreachable.
-        after: Duration,
-    },
-    /// Redis lost a breaker's keys (a restart without persistence, a flush, an eviction):
-    /// this replica re-pushed its local view (an open it held, its own vote).
-    DataLost {
-        /// The breaker.
-        breaker: String,
-    },
-    /// The fleet opened a breaker (or reopened it after a failed probe), and this replica
-    /// applied it.
-    Opened {
-        /// The breaker.
-        breaker: String,
-        /// The fleet's epoch of this decision.
-        epoch: u64,
-        /// The open wait left, by Redis's clock, when the decision was read.
-        remaining: Duration,
-    },
-    /// The fleet closed a breaker, and this replica applied it.
-    Closed {
-        /// The breaker.
-        breaker: String,
-        /// The fleet's epoch of this decision.
-        epoch: u64,
-    },
-    /// This replica holds the fleet's probe lease for a breaker: its breaker goes
-    /// half-open and sends the probes for the whole fleet.
-    ProbeLease {
-        /// The breaker.
-        breaker: String,
-        /// The fleet's epoch.
-        epoch: u64,
-    },
-    /// An update older than the state already applied (a late push, a reply overtaken
-    /// by a newer one) was ignored.
-    StaleIgnored {
-        /// The breaker.
-        breaker: String,
-        /// The update's epoch.
-        epoch: u64,
-        /// The epoch already applied.
-        current: u64,
-    },
-}
-
-/// What this replica knows of the fleet's state of one breaker, from [`Fleet::view`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FleetView {
-    /// The fleet's state: [`State::Closed`], [`State::Open`], or [`State::HalfOpen`]
-    /// (open, its wait passed, probing through the lease).
-    pub state: State,
-    /// The fleet's epoch: +1 on every fleet-wide transition.
-    pub epoch: u64,
-    /// Whether this replica's breaker is held open by the fleet (rather than by its own
-    /// policy).
-    pub held: bool,
-    /// Whether this replica holds the probe lease.
-    pub probing: bool,
-}
-
-/// A snapshot of the fleet's health, from [`Fleet::status`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FleetStatus {
-    /// This replica's id.
-    pub replica_id: String,
-    /// Whether Redis has answered at least once.
-    pub joined: bool,
-    /// Whether Redis is unreachable now (breakers deciding locally).
-    pub degraded: bool,
-    /// Time since the last successful exchange with Redis.
-    pub sync_lag: Option<Duration>,
-    /// Breakers synced.
-    pub breakers: usize,
-    /// Store operations sent.
-    pub ops: u64,
-    /// Store operations that failed or timed out.
-    pub errors: u64,
-    /// Fleet decisions applied to local breakers.
-    pub applied: u64,
-    /// Stale updates ignored.
-    pub stale_ignored: u64,
-    /// Breakers whose keys Redis lost.
-    pub data_losses: u64,
-    /// Probe leases granted to this replica.
-    pub probe_leases: u64,
 }
 
 // ===== impl Fleet =====
@@ -377,7 +237,7 @@ impl FleetBuilder {
             replica,
             local_tx,
             cmd_tx,
-            status: Mutex::new(StatusInner::default()),
+            status: Mutex::new(Status::default()),
             listeners: self.listeners,
         });
         let (worker, pubsub) = Worker::new(Arc::clone(&shared), client, local_rx, cmd_rx);
@@ -400,5 +260,5 @@ fn default_replica_id() -> String {
         .map(|h| h.trim().replace(':', "-"))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "replica".to_owned());
-    format!("{host}-{}-{:04x}", std::process::id(), crate::worker::random() & 0xffff)
+    format!("{host}-{}-{:04x}", std::process::id(), random() & 0xffff)
 }

@@ -37,8 +37,8 @@
 //!  replica A                                 Redis                          replica B
 //!  breaker ──trip──▶ listener ──channel──▶ task ──report (Lua)──▶ votes, counts
 //!                                                          quorum? ──▶ epoch+1, open_until
-//!                                                                    ──PUBLISH──▶ task ──open_for(remaining)──▶ breaker
-//!  after the wait: every task asks `probe`; one gets the lease ──▶ open_for(0): its breaker
+//!                                                                    ──PUBLISH──▶ task ──hold_open(remaining)──▶ breaker
+//!  after the wait: every task asks `probe`; one gets the lease ──▶ hold_open(0): its breaker
 //!  sends half_open_probes probes ──▶ probe_result ──▶ epoch+1, closed ──PUBLISH──▶ close()
 //! ```
 //!
@@ -46,7 +46,7 @@
 //!   non-blocking channel send, only when the breaker changes state) and reads the
 //!   breaker's counters ([`Breaker::metrics`](breakerbox::Breaker::metrics)) every
 //!   `sync_interval` from its own task. Fleet decisions arrive through
-//!   [`open_for`](breakerbox::Breaker::open_for) and [`close`](breakerbox::Breaker::close),
+//!   [`hold_open`](breakerbox::Breaker::hold_open) and [`close`](breakerbox::Breaker::close),
 //!   whose transitions carry [`Reason::External`](breakerbox::Reason::External) and are not
 //!   echoed back.
 //! - **Votes and quorum.** A replica whose breaker opens on its own policy votes to open
@@ -160,8 +160,11 @@
 
 mod config;
 mod error;
+mod event;
 mod fleet;
+mod member;
 mod script;
+mod shared;
 mod telemetry;
 mod worker;
 
@@ -174,7 +177,8 @@ mod test_support;
 
 pub use config::{FleetConfig, WhenUnreachable};
 pub use error::FleetError;
-pub use fleet::{Fleet, FleetBuilder, FleetEvent, FleetStatus, FleetView};
+pub use event::{FleetEvent, FleetStatus, FleetView};
+pub use fleet::{Fleet, FleetBuilder};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

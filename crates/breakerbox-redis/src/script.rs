@@ -185,6 +185,34 @@ impl Scripts {
     }
 }
 
+/// A store operation on one breaker: which script to call, with its own arguments (the
+/// shared ones, [`PRELUDE`]'s, come from the breaker's keys and what it has seen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// [`STATE`]: read the fleet's state.
+    State,
+    /// [`REPORT`]: counts since the last report, this replica's vote (1 open, -1
+    /// withdraw, 0 none) with its open wait, and an open state to restore after a data
+    /// loss (zero for none).
+    Report { calls: u64, failures: u64, vote: i8, wait: Duration, restore: Duration },
+    /// [`PROBE`]: ask for the probe lease.
+    Probe,
+    /// [`PROBE_RESULT`]: the lease holder's verdict, and the wait to reopen for.
+    ProbeResult { lease: u64, ok: bool, wait: Duration },
+}
+
+impl Op {
+    /// The script's name, as in the metrics' `op` label.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::State => "state",
+            Self::Report { .. } => "report",
+            Self::Probe => "probe",
+            Self::ProbeResult { .. } => "probe_result",
+        }
+    }
+}
+
 /// The fleet's state of one breaker, as a script or a push reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Code {
@@ -253,7 +281,12 @@ impl Snapshot {
         let code = Code::from_i64(parts.next()?.parse().ok()?);
         let remaining = Duration::from_millis(parts.next()?.parse().ok()?);
         let name = parts.next()?.to_owned();
-        let snap = Self {
+        Some((name, Self::new(code, epoch, remaining, inc)))
+    }
+
+    /// A state as a push carries it: no lease, nothing granted or counted.
+    pub(crate) fn new(code: Code, epoch: u64, remaining: Duration, inc: String) -> Self {
+        Self {
             code,
             epoch,
             remaining,
@@ -264,8 +297,7 @@ impl Snapshot {
             opens: 0,
             voters: 0,
             volume: 0,
-        };
-        Some((name, snap))
+        }
     }
 }
 
@@ -320,7 +352,7 @@ mod tests {
             };
             let mut inv = script.prepare_invoke();
             inv.key(&self.keys.state).key(&self.keys.votes).key(&self.keys.counts);
-            inv.arg(format!("tok-{}", crate::worker::random()))
+            inv.arg(format!("tok-{}", crate::shared::random()))
                 .arg(60_000)
                 .arg(10_000)
                 .arg("t:svc:events")

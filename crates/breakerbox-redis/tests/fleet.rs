@@ -8,23 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use breakerbox::{Breaker, BreakerBuilder, OpenWait, Policy, State};
+use breakerbox::{Breaker, State};
 use breakerbox_redis::{Fleet, FleetEvent};
 use redis::Commands;
-use support::{Events, RedisServer, config, eventually, percentiles, replica, saw, timed};
-
-fn builder(name: &str, failures: u32, wait_ms: u64) -> BreakerBuilder {
-    Breaker::builder()
-        .name(name.to_owned())
-        .policy(Policy::consecutive_failures(failures))
-        .open_wait(OpenWait::fixed(Duration::from_millis(wait_ms)))
-}
-
-fn trip(b: &Breaker) {
-    while b.is_closed() {
-        let _ = b.call(|| Err::<(), _>("down"));
-    }
-}
+use support::{Events, RedisServer, builder, config, eventually, percentiles, replica, saw, timed, trip};
 
 async fn synced(fleets: &[Fleet]) {
     for f in fleets {

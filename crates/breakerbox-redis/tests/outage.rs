@@ -8,23 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use breakerbox::{Breaker, BreakerBuilder, OpenWait, Policy, State};
+use breakerbox::{Breaker, State};
 use breakerbox_redis::{Fleet, FleetEvent, WhenUnreachable};
 use redis::Commands;
-use support::{Events, RedisServer, config, eventually, replica, saw};
-
-fn builder(name: &str, failures: u32, wait_ms: u64) -> BreakerBuilder {
-    Breaker::builder()
-        .name(name.to_owned())
-        .policy(Policy::consecutive_failures(failures))
-        .open_wait(OpenWait::fixed(Duration::from_millis(wait_ms)))
-}
-
-fn trip(b: &Breaker) {
-    while b.is_closed() {
-        let _ = b.call(|| Err::<(), _>("down"));
-    }
-}
+use support::{Events, RedisServer, builder, config, eventually, replica, saw, trip};
 
 /// Calls `local` (a breaker without a fleet) and `fleet` alternately for `run`, timing
 /// every call, and calls `midway` halfway through. Alternating puts both under the same

@@ -155,6 +155,22 @@ pub fn config(service: &str) -> breakerbox_redis::FleetConfig {
         .min_calls(1)
 }
 
+/// A breaker named `name` that opens after `failures` consecutive failures, for
+/// `wait_ms`.
+pub fn builder(name: &str, failures: u32, wait_ms: u64) -> breakerbox::BreakerBuilder {
+    breakerbox::Breaker::builder()
+        .name(name.to_owned())
+        .policy(breakerbox::Policy::consecutive_failures(failures))
+        .open_wait(breakerbox::OpenWait::fixed(Duration::from_millis(wait_ms)))
+}
+
+/// Fails calls through `b` until it opens.
+pub fn trip(b: &breakerbox::Breaker) {
+    while b.is_closed() {
+        let _ = b.call(|| Err::<(), _>("down"));
+    }
+}
+
 /// The events a fleet emitted.
 pub type Events = std::sync::Arc<std::sync::Mutex<Vec<breakerbox_redis::FleetEvent>>>;
 
