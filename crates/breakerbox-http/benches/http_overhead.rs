@@ -11,6 +11,8 @@
 //! cargo bench -p breakerbox-http --bench http_overhead
 //! ```
 
+mod support;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -18,21 +20,7 @@ use std::time::{Duration, Instant};
 use breakerbox_http::{HttpBreaker, HttpClient, Request};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-
-/// An axum server on 127.0.0.1, on its own thread and runtime, answering `ok`.
-fn start_server() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = axum::Router::new().fallback(|| async { "ok" });
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{}/item/42", rx.recv().unwrap())
-}
+use support::{median, start_server};
 
 fn loopback(c: &mut Criterion) {
     let url = start_server();
@@ -152,11 +140,6 @@ fn paired(pairs: usize) {
         md / ma * 100.0
     );
     println!("  ratio of medians                    {:>9.4}", mb / ma);
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 criterion_group!(benches, loopback, in_memory);

@@ -18,43 +18,25 @@
 //! cargo bench -p breakerbox-http --features tower,reqwest-middleware --bench layers -- --warm-up-time 1 --measurement-time 3
 //! ```
 
+#[path = "../tests/support/memory.rs"]
+mod memory;
+mod support;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use breakerbox::{Breaker, BreakerBox, CoarseClock, OpenWait, Policy};
 use breakerbox_http::BreakerMiddleware;
 use breakerbox_http::tower::PerHostLayer;
 use criterion::{Criterion, criterion_group};
-use http::{Extensions, Request, Response, Uri};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
-use tower::{Layer, Service, service_fn};
+use http::{Request, Response, Uri};
+use memory::{Canned, PassThrough, call, now};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use support::{median, start_server};
+use tower::{Layer, service_fn};
 
 const LONG: Duration = Duration::from_secs(3600);
-
-/// Polls a future that is ready at once (single-threaded, every future here is).
-#[inline]
-fn now<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
-
-/// One tower call: `poll_ready`, `call`, the response future.
-#[inline]
-fn call<S: Service<Request<()>>>(svc: &mut S, uri: &Uri) -> Result<S::Response, S::Error> {
-    now(std::future::poll_fn(|cx| svc.poll_ready(cx)))?;
-    let mut request = Request::new(());
-    *request.uri_mut() = uri.clone();
-    now(svc.call(black_box(request)))
-}
 
 type Upstream = tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>>>;
 
@@ -148,36 +130,6 @@ fn tower_in_memory(c: &mut Criterion) {
     group.finish();
 }
 
-/// Answers 200 from memory: the end of an in-memory chain.
-struct Canned;
-
-#[async_trait::async_trait]
-impl Middleware for Canned {
-    async fn handle(
-        &self,
-        _req: reqwest::Request,
-        _extensions: &mut Extensions,
-        _next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        Ok(reqwest::Response::from(Response::new(reqwest::Body::from(""))))
-    }
-}
-
-/// Passes the request on: what any middleware costs.
-struct PassThrough;
-
-#[async_trait::async_trait]
-impl Middleware for PassThrough {
-    async fn handle(
-        &self,
-        req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        next.run(req, extensions).await
-    }
-}
-
 fn middleware_in_memory(c: &mut Criterion) {
     let url = reqwest::Url::parse("http://api.example:8080/item/42").unwrap();
     let mut group = c.benchmark_group("middleware_in_memory");
@@ -205,21 +157,6 @@ fn middleware_in_memory(c: &mut Criterion) {
     }
     group.finish();
     assert!(single.is_closed() && per_host.hosts().unwrap().open_keys().is_empty());
-}
-
-/// An axum server on 127.0.0.1, on its own thread and runtime, answering `ok`.
-fn start_server() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = axum::Router::new().fallback(|| async { "ok" });
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{}/item/42", rx.recv().unwrap())
 }
 
 /// The three loopback clients: bare reqwest, reqwest-middleware without middleware, with
@@ -309,11 +246,6 @@ fn paired(rounds: usize) {
         "  median difference, BreakerMiddleware - no middleware: {:>8.3} µs",
         median(&mut guarded_minus_plain) / 1e3
     );
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 criterion_group!(benches, tower_in_memory, middleware_in_memory, middleware_loopback);

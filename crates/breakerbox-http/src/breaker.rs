@@ -3,24 +3,23 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use breakerbox::{
-    Breaker, BreakerBox, BreakerBuilder, Clock, Metrics, MonotonicClock, OpenWait, Outcome, Policy, Recorded, Rejected,
-    Report, State, Transition,
+    Breaker, BreakerBox, BreakerBuilder, Clock, Metrics, OpenWait, Outcome, Policy, Recorded, Rejected, Report, State,
+    Transition,
 };
 use bytes::Bytes;
 use http::{Method, Uri};
 
-use crate::classify::retry_after;
+use crate::breakers::{BreakerRef, Breakers};
 use crate::fallback::Fallback;
-use crate::method::{Entry, Kind as HandlerKind};
+use crate::host::Host;
+use crate::method::{Call, Entry};
 use crate::retry::RetryState;
 use crate::{
-    Attempt, Classifier, ConfigError, Failure, FallbackOn, Handler, HttpClient, HttpError, HttpResponse, Methods,
-    Request, Retry,
+    Classifier, ConfigError, Failure, FallbackOn, Handler, HttpClient, HttpError, HttpResponse, Methods, Request, Retry,
 };
 
 type StatusFn<R> = dyn Fn(&R) -> http::StatusCode + Send + Sync;
@@ -73,43 +72,14 @@ pub struct HttpBreaker<C: HttpClient> {
 
 struct Shared<C: HttpClient> {
     breakers: Breakers,
+    /// The breaker that names this one: the single breaker, or, per host, one built from
+    /// the template that never serves a request (for the name, the metrics before any
+    /// host, and the clock of the retry budget).
+    named: Breaker,
     classifier: Classifier,
     status: Option<Arc<StatusFn<C::Response>>>,
     fallback: Option<Fallback<C::Response, C::Error>>,
     retry: Option<RetryState>,
-}
-
-enum Breakers {
-    One(Breaker),
-    /// One breaker per scheme, host and port; `blank` is a breaker that never serves a
-    /// request, for the name and the zero metrics.
-    PerHost {
-        family: BreakerBox<String>,
-        blank: Breaker,
-    },
-}
-
-/// A breaker borrowed from the single-breaker setup, or owned from the per-host family.
-enum BreakerRef<'a> {
-    Borrowed(&'a Breaker),
-    Owned(Breaker),
-}
-
-impl Deref for BreakerRef<'_> {
-    type Target = Breaker;
-
-    fn deref(&self) -> &Breaker {
-        match self {
-            Self::Borrowed(b) => b,
-            Self::Owned(b) => b,
-        }
-    }
-}
-
-/// A client call, not yet awaited.
-enum Call<A, B> {
-    Execute(A),
-    Custom(B),
 }
 
 /// A request that passed the checks: its method's entry, its breaker, and what the
@@ -192,12 +162,7 @@ impl<C: HttpClient> HttpBreaker<C> {
     /// The state. With one breaker per host: the worst among the hosts (open if any
     /// host is open, else half-open if any is, else closed).
     pub fn state(&self) -> State {
-        match &self.shared.breakers {
-            Breakers::One(b) => b.state(),
-            Breakers::PerHost { family, .. } => {
-                family.states().into_iter().map(|(_, s)| s).max_by_key(|s| severity(*s)).unwrap_or(State::Closed)
-            }
-        }
+        self.shared.breakers.state()
     }
 
     /// Whether requests are being refused (open or forced open); with one breaker per
@@ -220,41 +185,19 @@ impl<C: HttpClient> HttpBreaker<C> {
     /// Closes the breaker (every host's) and clears its counters of failures (the
     /// original's `clear_state`).
     pub fn clear_state(&self) {
-        match &self.shared.breakers {
-            Breakers::One(b) => b.reset(),
-            Breakers::PerHost { family, .. } => family.entries().iter().for_each(|(_, b)| b.reset()),
-        }
+        self.shared.breakers.reset();
     }
 
     /// A snapshot of the state and counters. With one breaker per host: the counters
     /// summed over the hosts, the longest streak of failures, and the state, time in
     /// state and rates of the worst host.
     pub fn metrics(&self) -> Metrics {
-        match &self.shared.breakers {
-            Breakers::One(b) => b.metrics(),
-            Breakers::PerHost { family, blank } => {
-                let all: Vec<Metrics> = family.entries().iter().map(|(_, b)| b.metrics()).collect();
-                let Some(worst) = all.iter().max_by_key(|m| severity(m.state)) else { return blank.metrics() };
-                let mut sum = worst.clone();
-                sum.successes = all.iter().map(|m| m.successes).sum();
-                sum.failures = all.iter().map(|m| m.failures).sum();
-                sum.ignored = all.iter().map(|m| m.ignored).sum();
-                sum.rejected = all.iter().map(|m| m.rejected).sum();
-                sum.slow_calls = all.iter().map(|m| m.slow_calls).sum();
-                sum.opens = all.iter().map(|m| m.opens).sum();
-                sum.probes_in_flight = all.iter().map(|m| m.probes_in_flight).sum();
-                sum.consecutive_failures = all.iter().map(|m| m.consecutive_failures).max().unwrap_or(0);
-                sum
-            }
-        }
+        self.shared.breakers.metrics().unwrap_or_else(|| self.shared.named.metrics())
     }
 
     /// The breaker's name (per host, each host's breaker is named `"{name}/{host}"`).
     pub fn name(&self) -> &str {
-        match &self.shared.breakers {
-            Breakers::One(b) => b.name(),
-            Breakers::PerHost { blank, .. } => blank.name(),
-        }
+        self.shared.named.name()
     }
 
     /// The method table.
@@ -276,10 +219,7 @@ impl<C: HttpClient> HttpBreaker<C> {
     /// The core breaker, when there is one for every host; `None` with one breaker per
     /// host (see [`breaker_for`](Self::breaker_for)).
     pub fn breaker(&self) -> Option<&Breaker> {
-        match &self.shared.breakers {
-            Breakers::One(b) => Some(b),
-            Breakers::PerHost { .. } => None,
-        }
+        self.shared.breakers.single()
     }
 
     /// The core breaker that guards requests to `url` (created on first use, per host).
@@ -290,20 +230,13 @@ impl<C: HttpClient> HttpBreaker<C> {
     pub fn breaker_for(&self, url: &str) -> Result<Breaker, HttpError<C::Error>> {
         let uri: Uri = url.parse().map_err(|_| invalid_url(url, NOT_A_URI))?;
         let breaker = self.shared.breaker_for(&uri).map_err(|reason| invalid_url(url, reason))?;
-        Ok(breaker.clone())
+        Ok(breaker.into_owned())
     }
 
     /// The state of each host's breaker, as `("http://host:port", state)`, sorted by
     /// host; empty unless the breaker keeps one breaker per host.
     pub fn host_states(&self) -> Vec<(String, State)> {
-        match &self.shared.breakers {
-            Breakers::One(_) => Vec::new(),
-            Breakers::PerHost { family, .. } => {
-                let mut states = family.states();
-                states.sort_by(|a, b| a.0.cmp(&b.0));
-                states
-            }
-        }
+        self.shared.breakers.host_states()
     }
 
     fn lookup(&self, method: &str) -> Result<&Entry<C>, HttpError<C::Error>> {
@@ -338,42 +271,25 @@ impl<C: HttpClient> HttpBreaker<C> {
     ) -> Output<C> {
         let Target { entry, breaker, payload } = target?;
         let shared = &*self.shared;
-        let permit = match breaker.try_acquire() {
-            Ok(permit) => permit,
+        let retry = shared.retry.as_ref().filter(|r| r.applies_to(&entry.method));
+        // The request is built once admitted, and every admitted request counts in the
+        // retry budget (retried or not).
+        let first = self.attempt(&breaker, &entry.handler, retry.is_some(), || {
+            if let Some(r) = &shared.retry {
+                r.deposit();
+            }
+            build(&entry.method, payload)
+        });
+        let first = match first.await {
+            Ok(attempted) => attempted,
             Err(rejected) => return shared.rejected(rejected),
         };
-        // The request lives only in this block: it moves straight into the client's
-        // future, so the future of `run` does not also carry it (a local still in scope
-        // at an await keeps its room in the future, moved or not).
-        let (retry, next, call) = {
-            let request = build(&entry.method, payload);
-            let retry = shared.retry.as_ref().and_then(|r| {
-                r.deposit();
-                r.applies_to(request.method()).then_some(r)
-            });
-            // Kept aside for a retry, before the request goes to the client.
-            let next = retry.map(|_| Box::new(copy(&request)));
-            let call = match &entry.handler.kind {
-                HandlerKind::Send => Call::Execute(self.client.execute(request)),
-                HandlerKind::Map(f) => Call::Execute(self.client.execute(f(request))),
-                HandlerKind::Custom(f) => Call::Custom(f(&self.client, request)),
-            };
-            (retry, next, call)
-        };
-        let result = match call {
-            Call::Execute(future) => future.await,
-            Call::Custom(future) => future.await,
-        };
-        let (report, hint) = shared.classify(&result);
-        permit.record(report);
-        if report.outcome() != Outcome::Failure {
-            return result.map_err(HttpError::Transport);
-        }
-        match (retry, next) {
-            (Some(retry), Some(next)) => {
+        match (first, retry) {
+            (Attempted { result, failed: false, .. }, _) => result.map_err(HttpError::Transport),
+            (Attempted { result, hint, next: Some(next), .. }, Some(retry)) => {
                 Box::pin(self.retry(retry, &entry.handler, &breaker, *next, result, hint)).await
             }
-            _ => shared.failed(result),
+            (Attempted { result, .. }, _) => shared.failed(result),
         }
     }
 
@@ -395,60 +311,82 @@ impl<C: HttpClient> HttpBreaker<C> {
             drop(result);
             self.client.sleep(wait).await;
             attempt += 1;
-            let next = retry.has_attempts_after(attempt).then(|| copy(&request));
-            let permit = match breaker.try_acquire() {
-                Ok(permit) => permit,
+            let keep = retry.has_attempts_after(attempt);
+            let attempted = match self.attempt(breaker, handler, keep, || request).await {
+                Ok(attempted) => attempted,
                 Err(rejected) => return self.shared.rejected(rejected),
             };
-            result = handler.call(&self.client, request).await;
-            let report;
-            (report, hint) = self.shared.classify(&result);
-            permit.record(report);
-            if report.outcome() != Outcome::Failure {
-                return result.map_err(HttpError::Transport);
+            if !attempted.failed {
+                return attempted.result.map_err(HttpError::Transport);
             }
-            match next {
-                Some(next) => request = next,
+            (result, hint) = (attempted.result, attempted.hint);
+            match attempted.next {
+                Some(next) => request = *next,
                 None => break,
             }
         }
         self.shared.failed(result)
     }
+
+    /// One attempt, first or retry: admission by `breaker`, then the request (built by
+    /// `request` only once admitted) sent with `handler`, classified and recorded. With
+    /// `keep`, a copy of the request is kept for the next attempt.
+    async fn attempt(
+        &self,
+        breaker: &Breaker,
+        handler: &Handler<C>,
+        keep: bool,
+        request: impl FnOnce() -> Request,
+    ) -> Result<Attempted<C>, Rejected> {
+        let permit = breaker.try_acquire()?;
+        // The request lives only in this block: it moves straight into the client's
+        // call, so that the future does not also carry it (a local still in scope at an
+        // await keeps its room in the future, moved or not). The call is awaited where
+        // it was made, not handed to a helper, which would hold it twice.
+        let (next, call) = {
+            let request = request();
+            // Kept aside for a retry, before the request goes to the client.
+            let next = keep.then(|| Box::new(copy(&request)));
+            (next, handler.start(&self.client, request))
+        };
+        let result = match call {
+            Call::Execute(future) => future.await,
+            Call::Custom(future) => future.await,
+        };
+        let report = self.shared.report(&result);
+        permit.record(report);
+        Ok(Attempted { failed: report.outcome() == Outcome::Failure, hint: report.retry_after(), result, next })
+    }
+}
+
+/// What an admitted attempt gave back.
+struct Attempted<C: HttpClient> {
+    result: Result<C::Response, C::Error>,
+    /// Whether the breaker counted it as a failure.
+    failed: bool,
+    /// The `Retry-After` of a failed 429 or 503.
+    hint: Option<Duration>,
+    /// A copy of the request, for the next attempt.
+    next: Option<Box<Request>>,
 }
 
 impl<C: HttpClient> Shared<C> {
-    fn breaker_for(&self, uri: &Uri) -> Result<BreakerRef<'_>, &'static str> {
-        match &self.breakers {
-            Breakers::One(b) => crate::host::with_uri_key(uri, |_| BreakerRef::Borrowed(b)),
-            // The key is built on the stack: a known host costs no allocation.
-            Breakers::PerHost { family, .. } => {
-                crate::host::with_uri_key(uri, |key| BreakerRef::Owned(family.get(key)))
-            }
-        }
+    fn breaker_for<'a>(&'a self, uri: &Uri) -> Result<BreakerRef<'a>, &'static str> {
+        Host::of_uri(uri).map(|host| self.breakers.get(host))
     }
 
-    /// The report for the breaker, and the `Retry-After` of a failed 429 or 503.
-    fn classify(&self, result: &Result<C::Response, C::Error>) -> (Report, Option<Duration>) {
+    /// The report for the breaker: the outcome, and the `Retry-After` of a failed 429 or
+    /// 503.
+    fn report(&self, result: &Result<C::Response, C::Error>) -> Report {
         match result {
             Ok(response) => {
                 let status = match &self.status {
                     Some(f) => f(response),
                     None => response.status(),
                 };
-                let headers = response.headers();
-                let outcome = self.classifier.classify(&Attempt::Response { status, headers });
-                if outcome != Outcome::Failure {
-                    return (Report::new(outcome), None);
-                }
-                match retry_after(status, headers, SystemTime::now()) {
-                    Some(hint) => (Report::failure().with_retry_after(hint), Some(hint)),
-                    None => (Report::failure(), None),
-                }
+                self.classifier.report(status, response.headers())
             }
-            Err(error) => {
-                let attempt = Attempt::Error { kind: C::error_kind(error), error };
-                (Report::new(self.classifier.classify(&attempt)), None)
-            }
+            Err(error) => self.classifier.report_error(C::error_kind(error), error),
         }
     }
 
@@ -476,17 +414,6 @@ fn invalid_url<E>(url: &str, reason: &'static str) -> HttpError<E> {
     HttpError::InvalidUrl { url: url.to_owned(), reason }
 }
 
-/// How bad a state is, to report the worst of several.
-fn severity(state: State) -> u8 {
-    match state {
-        State::ForcedOpen => 4,
-        State::Open => 3,
-        State::HalfOpen => 2,
-        State::Closed => 1,
-        _ => 0,
-    }
-}
-
 /// A copy of a request for the next attempt (extensions cannot be copied).
 fn copy(request: &Request) -> Request {
     let mut copy = Request::new(request.body().clone());
@@ -508,7 +435,7 @@ impl<C: HttpClient + fmt::Debug> fmt::Debug for HttpBreaker<C> {
         f.debug_struct("HttpBreaker")
             .field("name", &self.name())
             .field("state", &self.state())
-            .field("per_host", &matches!(self.shared.breakers, Breakers::PerHost { .. }))
+            .field("per_host", &self.shared.breakers.hosts().is_some())
             .field("classifier", &self.shared.classifier)
             .field("retry", &self.shared.retry)
             .field("fallback", &self.shared.fallback)
@@ -560,7 +487,6 @@ impl<C: HttpClient + fmt::Debug> fmt::Debug for HttpBreaker<C> {
 pub struct HttpBreakerBuilder<C: HttpClient, T = HttpBreaker<C>> {
     client: C,
     template: BreakerBuilder,
-    clock: Option<Arc<dyn Clock>>,
     classifier: Classifier,
     status: Option<Arc<StatusFn<C::Response>>>,
     fallback: Option<Fallback<C::Response, C::Error>>,
@@ -582,7 +508,6 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
         Self {
             client,
             template: Breaker::builder().name("http"),
-            clock: None,
             classifier: Classifier::standard(),
             status: None,
             fallback: None,
@@ -647,13 +572,12 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
         self
     }
 
-    /// The time source of the breaker and the retry budget; a
-    /// [`ManualClock`](breakerbox::ManualClock) makes tests deterministic.
+    /// The time source of the breakers and the retry budget (which reads the breaker's
+    /// own, [`Breaker::clock`]); a [`ManualClock`](breakerbox::ManualClock) makes tests
+    /// deterministic. A built-in clock is held by value, not boxed.
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(clock);
-        self.template = self.template.clock(Arc::clone(&clock));
-        self.clock = Some(clock);
+        self.template = self.template.clock(clock);
         self
     }
 
@@ -761,8 +685,11 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
         if let Some(retry) = &self.retry {
             retry.validate()?;
         }
-        let breakers = match self.per_host {
-            None => Breakers::One(self.template.build()?),
+        let (breakers, named) = match self.per_host {
+            None => {
+                let one = self.template.build()?;
+                (Breakers::One(one.clone()), one)
+            }
             Some(per_host) => {
                 let mut family = BreakerBox::builder(self.template.clone()).max_breakers(per_host.max);
                 if let Some(idle) = per_host.idle {
@@ -777,16 +704,16 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
                     };
                     ConfigError::new(field, format_args!("{}", e.value()), e.expected())
                 })?;
-                Breakers::PerHost { family, blank: self.template.build()? }
+                (Breakers::PerHost(family), self.template.build()?)
             }
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let shared = Shared {
+            retry: self.retry.map(|r| RetryState::new(r, named.clock())),
             breakers,
+            named,
             classifier: self.classifier,
             status: self.status,
             fallback: self.fallback,
-            retry: self.retry.map(|r| RetryState::new(r, clock)),
         };
         Ok(HttpBreaker { client: self.client, methods: Methods::standard(), shared: Arc::new(shared) })
     }

@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use breakerbox::Outcome;
+use breakerbox::{Outcome, Report};
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, StatusCode};
 
@@ -144,6 +144,32 @@ impl Classifier {
     }
 }
 
+// The reports every way in gives its breaker: `HttpBreaker` (async and blocking), the
+// tower classifier and the reqwest middleware call these two, and nothing else.
+impl Classifier {
+    /// The report on a response with `status` (the breaker's status extractor's) and
+    /// `headers`: its outcome, and the `Retry-After` of a failing 429 or 503.
+    pub(crate) fn report(&self, status: StatusCode, headers: &HeaderMap) -> Report {
+        let outcome = self.classify(&Attempt::Response { status, headers });
+        if outcome != Outcome::Failure {
+            return Report::new(outcome);
+        }
+        match retry_after(status, headers, SystemTime::now()) {
+            Some(hint) => Report::failure().with_retry_after(hint),
+            None => Report::failure(),
+        }
+    }
+
+    /// The report on a client's `error` of `kind`: its outcome.
+    pub(crate) fn report_error(
+        &self,
+        kind: ErrorKind,
+        error: &(dyn std::error::Error + Send + Sync + 'static),
+    ) -> Report {
+        Report::new(self.classify(&Attempt::Error { kind, error }))
+    }
+}
+
 impl Default for Classifier {
     fn default() -> Self {
         Self::standard()
@@ -158,21 +184,6 @@ impl fmt::Debug for Classifier {
             Kind::Only200 => "Classifier::only_200",
             Kind::Custom(_) => "Classifier::from_fn",
         })
-    }
-}
-
-/// The report on a response for the adapters (tower, reqwest-middleware): its outcome,
-/// and the `Retry-After` of a failing 429 or 503.
-#[cfg(any(feature = "tower", feature = "reqwest-middleware"))]
-pub(crate) fn report(classifier: &Classifier, status: StatusCode, headers: &HeaderMap) -> breakerbox::Report {
-    use breakerbox::Report;
-    let outcome = classifier.classify(&Attempt::Response { status, headers });
-    if outcome != Outcome::Failure {
-        return Report::new(outcome);
-    }
-    match retry_after(status, headers, SystemTime::now()) {
-        Some(hint) => Report::failure().with_retry_after(hint),
-        None => Report::failure(),
     }
 }
 

@@ -48,7 +48,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use breakerbox::config::BreakerConfig;
+use breakerbox::config::{BreakerConfig, opt_duration};
 use breakerbox::{BreakerBox, BreakerBuilder};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -245,42 +245,13 @@ impl RetryConfig {
     }
 }
 
-// ===== serde by hand: durations, and budgets of three shapes =====
+// ===== serde by hand: budgets of three shapes =====
 
-fn parse_duration<E: de::Error>(s: &str) -> Result<Duration, E> {
-    humantime::parse_duration(s).map_err(|e| {
-        E::custom(format_args!("invalid duration {s:?}: {e} (write it like \"30s\", \"250ms\" or \"1m 30s\")"))
-    })
-}
-
-fn format_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
-mod opt_duration {
-    use super::*;
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"30s\" or \"250ms\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-                parse_duration(s)
-            }
-        }
-        d.deserialize_str(V).map(Some)
-    }
-}
+/// A duration in a budget's table, written and read by the core's
+/// [`duration`](breakerbox::config::duration) helper, as every duration of the settings.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct BudgetWindow(#[serde(with = "breakerbox::config::duration")] Duration);
 
 impl Serialize for BudgetConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -294,7 +265,7 @@ impl Serialize for BudgetConfig {
                     m.serialize_entry("min_retries", &n)?;
                 }
                 if let Some(w) = window {
-                    m.serialize_entry("window", &format_duration(w))?;
+                    m.serialize_entry("window", &BudgetWindow(w))?;
                 }
                 m.end()
             }
@@ -342,7 +313,7 @@ impl<'de> Deserialize<'de> for BudgetConfig {
                     match key.as_str() {
                         "ratio" => ratio = Some(map.next_value::<f64>()?),
                         "min_retries" => min_retries = Some(map.next_value::<u32>()?),
-                        "window" => window = Some(parse_duration(&map.next_value::<String>()?)?),
+                        "window" => window = Some(map.next_value::<BudgetWindow>()?.0),
                         other => return Err(de::Error::unknown_field(other, &["ratio", "min_retries", "window"])),
                     }
                 }

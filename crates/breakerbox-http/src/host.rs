@@ -2,33 +2,60 @@
 //! allocation for any host of ordinary length.
 //!
 //! Every per-host breaker of the crate ([`HttpBreaker`](crate::HttpBreaker), the tower
-//! `PerHostLayer`, the reqwest `BreakerMiddleware`) keys its `BreakerBox<String>` with
-//! this function, so that one host has one key whichever way it is reached, and a
-//! lookup of a known host borrows the key from the stack.
+//! `PerHostLayer`, the reqwest `BreakerMiddleware`) reads a request's [`Host`] here and
+//! keys its `BreakerBox<String>` with [`Host::with_key`] (through
+//! [`Breakers`](crate::breakers::Breakers)), so that one host has one key whichever way
+//! it is reached, and a lookup of a known host borrows the key from the stack.
 
 use std::fmt::Write as _;
 
 use http::Uri;
 
+/// The scheme (`http` or `https`, in any case), host and port (the scheme's default when
+/// the address has none) a request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Host<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: u16,
+}
+
+impl<'a> Host<'a> {
+    /// The host of `uri`.
+    ///
+    /// # Errors
+    ///
+    /// Why `uri` names no host: no scheme, a scheme other than `http` or `https`, or no
+    /// host.
+    pub(crate) fn of_uri(uri: &'a Uri) -> Result<Self, &'static str> {
+        let scheme = uri.scheme_str().ok_or("no scheme: expected http:// or https://")?;
+        let default_port = default_port(scheme).ok_or("unsupported scheme: expected http or https")?;
+        let (host, port) = uri.authority().map(|a| host_port(a.as_str())).ok_or("no host")?;
+        if host.is_empty() {
+            return Err("no host");
+        }
+        Ok(Self { scheme, host, port: port.unwrap_or(default_port) })
+    }
+
+    /// The host of `url`; `None` when it has no `http` or `https` host.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn of_url(url: &'a ::reqwest::Url) -> Option<Self> {
+        let scheme = url.scheme();
+        let default_port = default_port(scheme)?;
+        let host = url.host_str().filter(|h| !h.is_empty())?;
+        Some(Self { scheme, host, port: url.port().unwrap_or(default_port) })
+    }
+
+    /// Calls `f` with the key, `"{scheme}://{host}:{port}"`, scheme and host in ASCII
+    /// lower case.
+    pub(crate) fn with_key<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        with_key(self.scheme, self.host, self.port, f)
+    }
+}
+
 /// Room for the scheme, `://`, a 253-byte DNS name (or a bracketed IPv6 address), `:`
 /// and a port; longer keys go to the heap.
 const STACK: usize = 288;
-
-/// Calls `f` with the key of `uri`: its scheme (`http` or `https`), host and port (the
-/// scheme's default when the URI has none).
-///
-/// # Errors
-///
-/// Why `uri` has no key: no scheme, a scheme other than `http` or `https`, or no host.
-pub(crate) fn with_uri_key<R>(uri: &Uri, f: impl FnOnce(&str) -> R) -> Result<R, &'static str> {
-    let scheme = uri.scheme_str().ok_or("no scheme: expected http:// or https://")?;
-    let default_port = default_port(scheme).ok_or("unsupported scheme: expected http or https")?;
-    let (host, port) = uri.authority().map(|a| host_port(a.as_str())).ok_or("no host")?;
-    if host.is_empty() {
-        return Err("no host");
-    }
-    Ok(with_key(scheme, host, port.unwrap_or(default_port), f))
-}
 
 /// The host and port of an authority, as `Uri::host` and `Uri::port_u16` read them, in
 /// one pass: after any user info, a bracketed IPv6 address or the text before the
@@ -50,7 +77,7 @@ fn host_port(authority: &str) -> (&str, Option<u16>) {
 }
 
 /// The default port of `http` and `https`, in any case.
-pub(crate) fn default_port(scheme: &str) -> Option<u16> {
+fn default_port(scheme: &str) -> Option<u16> {
     if scheme.eq_ignore_ascii_case("http") {
         Some(80)
     } else if scheme.eq_ignore_ascii_case("https") {
@@ -61,7 +88,7 @@ pub(crate) fn default_port(scheme: &str) -> Option<u16> {
 }
 
 /// Calls `f` with `"{scheme}://{host}:{port}"`, scheme and host in ASCII lower case.
-pub(crate) fn with_key<R>(scheme: &str, host: &str, port: u16, f: impl FnOnce(&str) -> R) -> R {
+fn with_key<R>(scheme: &str, host: &str, port: u16, f: impl FnOnce(&str) -> R) -> R {
     let mut buf = [0u8; STACK];
     let mut len = 0;
     let mut fits = true;
@@ -110,7 +137,7 @@ mod tests {
     use super::*;
 
     fn key(uri: &str) -> Result<String, &'static str> {
-        with_uri_key(&uri.parse().unwrap(), str::to_owned)
+        Host::of_uri(&uri.parse().unwrap()).map(|host| host.with_key(str::to_owned))
     }
 
     #[test]
@@ -143,6 +170,18 @@ mod tests {
             let (host, port) = host_port(uri.authority().unwrap().as_str());
             assert_eq!((host, port), (uri.host().unwrap(), uri.port_u16()), "{text}");
         }
+    }
+
+    #[test]
+    #[cfg(feature = "reqwest-middleware")]
+    fn a_url_and_a_uri_of_one_host_get_one_key() {
+        for text in ["http://Example.COM/a?b", "HTTPS://example.com", "http://127.0.0.1:8080/x", "http://[::1]:9/"] {
+            let url: ::reqwest::Url = text.parse().unwrap();
+            let from_url = Host::of_url(&url).map(|host| host.with_key(str::to_owned));
+            assert_eq!(from_url, key(text).ok(), "{text}");
+        }
+        let file: ::reqwest::Url = "file:///etc/hosts".parse().unwrap();
+        assert!(Host::of_url(&file).is_none());
     }
 
     #[test]

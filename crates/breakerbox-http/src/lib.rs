@@ -1,12 +1,22 @@
 //! A circuit breaker for HTTP clients: the classic `do_request(method, url)` design over
 //! reqwest, ureq, or any client.
 //!
-//! [`HttpBreaker`] is the original `CircuitBreaker` (see the repository's `seed/`):
-//! built over a client with an error threshold and a time window, it sends requests
-//! through a method table, opens after that many consecutive failures, fails fast while
-//! open, and lets one trial request through when the window has passed. It is
-//! thread-safe, and it grows what the original lacked: classifiers that know a 404 from
-//! a 503, `Retry-After`, a fallback, retries within a budget, one breaker per host.
+//! [`HttpBreaker`] is the original design, carried over. The original was a small
+//! Python class, `CircuitBreaker(http_client, error_threshold, time_window)`: its one
+//! call, `do_request(method, url)`, looked the method up in a method table
+//! (`_methods`; an unknown method raised `InvalidMethod`), sent the request with the
+//! client it was given, and read the answer's status with a replaceable extractor
+//! (`_status_code`), counting every status but 200 as a failure. After
+//! `error_threshold` consecutive failures the circuit opened for `time_window`: every
+//! call failed fast with a circuit-open error, or went to a replaceable fallback
+//! (`_empty_response`, which could also retry); once the window had passed, one trial
+//! request decided between closing and opening again. `is_open`, `is_half_open` and
+//! `is_closed` reported the state, and `clear_state` closed the circuit by hand.
+//!
+//! Here the same constructor and calls keep those semantics (see
+//! [`HttpBreaker::new`]), made thread-safe, over any client; and the breaker grows what
+//! the original lacked: classifiers that know a 404 from a 503, `Retry-After`, a
+//! fallback on failures or rejections, retries within a budget, one breaker per host.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -61,6 +71,7 @@
 
 pub mod blocking;
 mod breaker;
+mod breakers;
 pub mod classify;
 pub mod client;
 #[cfg(feature = "serde")]

@@ -81,15 +81,28 @@ impl<C: HttpClient> Handler<C> {
         Self { kind: Kind::Custom(Arc::new(f)) }
     }
 
-    /// Sends `request` with this handler (the retry path; the first attempt matches on
-    /// the kind in place).
-    pub(crate) async fn call(&self, client: &C, request: Request) -> Outcome<C> {
+    /// Hands `request` to the client (or the custom function) and gives back its call,
+    /// not yet awaited: the request is gone before the caller's first await, so that the
+    /// caller's future does not also keep room for it.
+    pub(crate) fn start<'a>(
+        &'a self,
+        client: &'a C,
+        request: Request,
+    ) -> Call<impl Future<Output = Outcome<C>> + Send + 'a, BoxFuture<'a, Outcome<C>>> {
         match &self.kind {
-            Kind::Send => client.execute(request).await,
-            Kind::Map(f) => client.execute(f(request)).await,
-            Kind::Custom(f) => f(client, request).await,
+            Kind::Send => Call::Execute(client.execute(request)),
+            Kind::Map(f) => Call::Execute(client.execute(f(request))),
+            Kind::Custom(f) => Call::Custom(f(client, request)),
         }
     }
+}
+
+/// A call [started](Handler::start), to await in place (an enum of two futures, with no
+/// box for the client's own): `match` on it and await the arm's future where the call was
+/// made.
+pub(crate) enum Call<A, B> {
+    Execute(A),
+    Custom(B),
 }
 
 impl<C: HttpClient> Default for Handler<C> {

@@ -59,11 +59,13 @@
 use std::error::Error as StdError;
 
 use ::reqwest_middleware::{Error, Middleware, Next, Result};
-use breakerbox::{Breaker, BreakerBox, BreakerBuilder, OwnedPermit, Rejected, Report};
+use breakerbox::{Breaker, BreakerBox, BreakerBuilder, Rejected, Report};
 use http::Extensions;
 use reqwest::{Request, Response, Url};
 
-use crate::{Attempt, Classifier, ConfigError, ErrorKind};
+use crate::breakers::{BreakerRef, Breakers};
+use crate::host::Host;
+use crate::{Classifier, ConfigError, ErrorKind};
 
 /// A circuit breaker for a reqwest-middleware chain: one breaker per host by default.
 /// See the [module docs](self) for where it goes in the chain.
@@ -114,12 +116,6 @@ pub struct BreakerMiddleware {
     classifier: Classifier,
 }
 
-#[derive(Clone, Debug)]
-enum Breakers {
-    One(Breaker),
-    PerHost(BreakerBox<String>),
-}
-
 impl BreakerMiddleware {
     /// One breaker per host, each built from `template` (at most 10,000 hosts; each
     /// breaker named `"{template name}/{scheme}://{host}:{port}"`), classifying with
@@ -151,53 +147,35 @@ impl BreakerMiddleware {
 
     /// The breaker of a [`single`](Self::single) middleware.
     pub fn breaker(&self) -> Option<&Breaker> {
-        match &self.breakers {
-            Breakers::One(b) => Some(b),
-            Breakers::PerHost(_) => None,
-        }
+        self.breakers.single()
     }
 
     /// The family of a per-host middleware, keyed `"{scheme}://{host}:{port}"`.
     pub fn hosts(&self) -> Option<&BreakerBox<String>> {
-        match &self.breakers {
-            Breakers::One(_) => None,
-            Breakers::PerHost(hosts) => Some(hosts),
-        }
+        self.breakers.hosts()
     }
 
     /// The breaker that guards requests to `url` (per host, created on first use);
     /// `None` for a URL with no `http` or `https` host, which goes through unguarded.
     pub fn breaker_for(&self, url: &Url) -> Option<Breaker> {
-        match &self.breakers {
-            Breakers::One(b) => Some(b.clone()),
-            Breakers::PerHost(hosts) => with_url_key(url, |key| hosts.get(key)),
-        }
-    }
-
-    /// Asks the breaker of `url` for a permit; `None` when the request goes unguarded.
-    fn admit(&self, url: &Url) -> Option<std::result::Result<OwnedPermit, Rejected>> {
-        match &self.breakers {
-            Breakers::One(b) => Some(b.try_acquire_owned()),
-            Breakers::PerHost(hosts) => with_url_key(url, |key| hosts.get(key).try_acquire_owned()),
-        }
+        self.breakers.guard(Host::of_url(url)).map(BreakerRef::into_owned)
     }
 
     fn classify(&self, result: &Result<Response>) -> Report {
-        let attempt = match result {
-            Ok(response) => return crate::classify::report(&self.classifier, response.status(), response.headers()),
-            Err(Error::Reqwest(e)) => Attempt::Error { kind: crate::reqwest::error_kind(e), error: e },
+        match result {
+            Ok(response) => self.classifier.report(response.status(), response.headers()),
+            Err(Error::Reqwest(e)) => self.classifier.report_error(crate::reqwest::error_kind(e), e),
             // Another breaker inside refused: nothing was sent.
-            Err(e) if rejection(e).is_some() => return Report::ignored(),
-            Err(Error::Middleware(e)) => Attempt::Error { kind: ErrorKind::Other, error: e.as_ref() },
-        };
-        Report::new(self.classifier.classify(&attempt))
+            Err(e) if rejection(e).is_some() => Report::ignored(),
+            Err(Error::Middleware(e)) => self.classifier.report_error(ErrorKind::Other, e.as_ref()),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl Middleware for BreakerMiddleware {
     async fn handle(&self, req: Request, extensions: &mut Extensions, next: Next<'_>) -> Result<Response> {
-        let permit = match self.admit(req.url()) {
+        let permit = match self.breakers.try_acquire_owned(Host::of_url(req.url())) {
             Some(Ok(permit)) => permit,
             Some(Err(rejected)) => return Err(rejected_error(rejected)),
             None => return next.run(req, extensions).await,
@@ -207,14 +185,6 @@ impl Middleware for BreakerMiddleware {
         permit.record(self.classify(&result));
         result
     }
-}
-
-/// Calls `f` with the key of `url`, when it has an `http` or `https` host.
-fn with_url_key<R>(url: &Url, f: impl FnOnce(&str) -> R) -> Option<R> {
-    let scheme = url.scheme();
-    let port = url.port().unwrap_or(crate::host::default_port(scheme)?);
-    let host = url.host_str().filter(|h| !h.is_empty())?;
-    Some(crate::host::with_key(scheme, host, port, f))
 }
 
 /// The middleware error of a rejection: it downcasts to [`Rejected`], and its source is

@@ -12,17 +12,17 @@
 //! client can still retry): when most requests fail, most are not retried.
 
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use breakerbox::Clock;
+use breakerbox::{AnyClock, Backoff};
 use http::Method;
 
 use crate::ConfigError;
 
 /// A retry policy: at most `attempts` attempts per request, exponential backoff with
-/// jitter between them, within a [`RetryBudget`].
+/// jitter between them (the core's [`Backoff`]), within a [`RetryBudget`].
 ///
 /// Only idempotent methods (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `TRACE`) are
 /// retried unless [`with_all_methods`](Self::with_all_methods) says otherwise. A failure
@@ -56,9 +56,7 @@ use crate::ConfigError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retry {
     attempts: u32,
-    base: Duration,
-    max: Duration,
-    jitter: f64,
+    backoff: Backoff,
     budget: Option<RetryBudget>,
     all_methods: bool,
 }
@@ -74,9 +72,7 @@ impl Retry {
     pub const fn attempts(attempts: u32) -> Self {
         Self {
             attempts,
-            base: DEFAULT_BASE,
-            max: DEFAULT_MAX,
-            jitter: 0.5,
+            backoff: Backoff::new(DEFAULT_BASE, DEFAULT_MAX).with_jitter(0.5),
             budget: Some(RetryBudget::new(0.2)),
             all_methods: false,
         }
@@ -85,8 +81,7 @@ impl Retry {
     /// Waits `base` before the first retry, doubling each time, at most `max`.
     #[must_use]
     pub const fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.base = base;
-        self.max = max;
+        self.backoff = Backoff::new(base, max).with_jitter(self.backoff.jitter());
         self
     }
 
@@ -94,14 +89,14 @@ impl Retry {
     /// clients that failed together do not retry together.
     #[must_use]
     pub const fn with_jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction;
+        self.backoff = self.backoff.with_jitter(fraction);
         self
     }
 
     /// Waits exactly the backoff.
     #[must_use]
     pub const fn without_jitter(mut self) -> Self {
-        self.jitter = 0.0;
+        self.backoff = self.backoff.without_jitter();
         self
     }
 
@@ -143,11 +138,12 @@ impl Retry {
         if self.attempts == 0 {
             return Err(ConfigError::new("retry.attempts", 0, "at least 1"));
         }
-        if self.max < self.base {
-            return Err(ConfigError::new("retry.max", self.max, format!("at least the base ({:?})", self.base)));
+        let (base, max, jitter) = (self.backoff.base(), self.backoff.max(), self.backoff.jitter());
+        if max < base {
+            return Err(ConfigError::new("retry.max", max, format!("at least the base ({base:?})")));
         }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(ConfigError::new("retry.jitter", self.jitter, "a fraction from 0.0 to 1.0 (not NaN)"));
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(ConfigError::new("retry.jitter", jitter, "a fraction from 0.0 to 1.0 (not NaN)"));
         }
         if let Some(b) = &self.budget {
             if !(b.ratio >= 0.0 && b.ratio.is_finite()) {
@@ -165,7 +161,9 @@ impl Retry {
 /// `window`, plus `min_retries` per window.
 ///
 /// One budget serves every request of an [`HttpBreaker`](crate::HttpBreaker) and its
-/// clones (all hosts together), and reads the breaker's clock.
+/// clones (all hosts together), and reads the breaker's clock
+/// ([`Breaker::clock`](breakerbox::Breaker::clock)): a
+/// [`ManualClock`](breakerbox::ManualClock) given to the builder moves its window too.
 ///
 /// # Default
 ///
@@ -209,7 +207,7 @@ pub(crate) struct RetryState {
 }
 
 impl RetryState {
-    pub(crate) fn new(policy: Retry, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(policy: Retry, clock: AnyClock) -> Self {
         let budget = policy.budget.map(|cfg| Budget::new(cfg, clock));
         let seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
@@ -237,7 +235,7 @@ impl RetryState {
     /// there must be no retry: the server asked for longer than the longest backoff, or
     /// the budget is spent.
     pub(crate) fn next_wait(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
-        if retry_after.is_some_and(|d| d > self.policy.max) {
+        if retry_after.is_some_and(|d| d > self.policy.backoff.max()) {
             return None;
         }
         if let Some(b) = &self.budget
@@ -245,14 +243,9 @@ impl RetryState {
         {
             return None;
         }
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        let mut wait = self.policy.base.saturating_mul(factor).min(self.policy.max);
-        if self.policy.jitter > 0.0 {
-            const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-            let random = splitmix64(self.random.fetch_add(GOLDEN_GAMMA, Ordering::Relaxed));
-            let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
-            wait = wait.mul_f64(1.0 - self.policy.jitter * unit);
-        }
+        // Relaxed: the counter only has to change between calls, in any order.
+        let random = Backoff::mix(self.random.fetch_add(Backoff::STEP, Ordering::Relaxed));
+        let wait = self.policy.backoff.delay(attempt, random);
         Some(wait.max(retry_after.unwrap_or(Duration::ZERO)))
     }
 }
@@ -267,13 +260,6 @@ fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE)
 }
 
-fn splitmix64(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 // ===== impl Budget =====
 
 const BUCKETS: usize = 10;
@@ -284,7 +270,7 @@ const BUCKETS: usize = 10;
 /// for a few nanoseconds, never across an await, and only when retries are enabled.
 struct Budget {
     cfg: RetryBudget,
-    clock: Arc<dyn Clock>,
+    clock: AnyClock,
     slot: u64,
     buckets: Mutex<[Bucket; BUCKETS]>,
 }
@@ -297,7 +283,7 @@ struct Bucket {
 }
 
 impl Budget {
-    fn new(cfg: RetryBudget, clock: Arc<dyn Clock>) -> Self {
+    fn new(cfg: RetryBudget, clock: AnyClock) -> Self {
         let window = u64::try_from(cfg.window.as_nanos()).unwrap_or(u64::MAX);
         let slot = (window / BUCKETS as u64).max(1);
         Self { cfg, clock, slot, buckets: Mutex::new([Bucket::default(); BUCKETS]) }
@@ -306,7 +292,7 @@ impl Budget {
     /// The current bucket, emptied if it last served an older slot.
     fn current<'a>(&self, buckets: &'a mut [Bucket; BUCKETS]) -> (u64, &'a mut Bucket) {
         // Epochs start at 1 so that a never-used bucket (epoch 0) is always stale.
-        let epoch = self.clock.now_nanos() / self.slot + 1;
+        let epoch = self.clock.now() / self.slot + 1;
         let bucket = &mut buckets[(epoch % BUCKETS as u64) as usize];
         if bucket.epoch != epoch {
             *bucket = Bucket { epoch, requests: 0, retries: 0 };
@@ -341,7 +327,7 @@ mod tests {
     #[test]
     fn budget_allows_a_fraction_of_recent_requests() {
         let clock = ManualClock::new();
-        let budget = Budget::new(RetryBudget::new(0.25).with_min_retries(0), Arc::new(clock.clone()));
+        let budget = Budget::new(RetryBudget::new(0.25).with_min_retries(0), AnyClock::new(clock.clone()));
         assert!(!budget.withdraw(), "no request yet, no retry");
         for _ in 0..8 {
             budget.deposit();
@@ -362,7 +348,7 @@ mod tests {
 
     #[test]
     fn min_retries_let_a_quiet_client_retry() {
-        let budget = Budget::new(RetryBudget::new(0.0).with_min_retries(2), Arc::new(ManualClock::new()));
+        let budget = Budget::new(RetryBudget::new(0.0).with_min_retries(2), AnyClock::new(ManualClock::new()));
         assert!(budget.withdraw());
         assert!(budget.withdraw());
         assert!(!budget.withdraw());
@@ -374,7 +360,7 @@ mod tests {
             .with_backoff(Duration::from_millis(100), Duration::from_millis(500))
             .without_jitter()
             .without_budget();
-        let state = RetryState::new(policy, Arc::new(ManualClock::new()));
+        let state = RetryState::new(policy, AnyClock::new(ManualClock::new()));
         let waits: Vec<_> = (1..=5).map(|a| state.next_wait(a, None).unwrap().as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 500, 500]);
         assert_eq!(state.next_wait(1, Some(Duration::from_millis(300))), Some(Duration::from_millis(300)));
@@ -385,7 +371,7 @@ mod tests {
     fn jitter_only_shortens() {
         let policy =
             Retry::attempts(2).with_backoff(Duration::from_millis(100), Duration::from_secs(1)).without_budget();
-        let state = RetryState::new(policy.with_jitter(1.0), Arc::new(ManualClock::new()));
+        let state = RetryState::new(policy.with_jitter(1.0), AnyClock::new(ManualClock::new()));
         for _ in 0..100 {
             assert!(state.next_wait(1, None).unwrap() <= Duration::from_millis(100));
         }
@@ -407,12 +393,12 @@ mod tests {
 
     #[test]
     fn only_idempotent_methods_by_default() {
-        let state = RetryState::new(Retry::attempts(3), Arc::new(ManualClock::new()));
+        let state = RetryState::new(Retry::attempts(3), AnyClock::new(ManualClock::new()));
         assert!(state.applies_to(&Method::GET));
         assert!(!state.applies_to(&Method::POST));
-        let state = RetryState::new(Retry::attempts(3).with_all_methods(), Arc::new(ManualClock::new()));
+        let state = RetryState::new(Retry::attempts(3).with_all_methods(), AnyClock::new(ManualClock::new()));
         assert!(state.applies_to(&Method::POST));
-        let state = RetryState::new(Retry::attempts(1), Arc::new(ManualClock::new()));
+        let state = RetryState::new(Retry::attempts(1), AnyClock::new(ManualClock::new()));
         assert!(!state.applies_to(&Method::GET));
     }
 }

@@ -100,7 +100,7 @@ use std::fmt;
 
 use breakerbox::{Breaker, BreakerBox, BreakerBuilder, Classify, Report};
 
-use crate::{Attempt, Classifier, ConfigError, ErrorKind};
+use crate::{Classifier, ConfigError, ErrorKind};
 
 mod per_host;
 
@@ -145,7 +145,7 @@ pub fn per_host(template: BreakerBuilder) -> Result<PerHostLayer, ConfigError> {
 /// # Errors of the inner service
 ///
 /// Every preset counts an error as a failure. A custom classifier
-/// ([`Classifier::from_fn`]) sees [`Attempt::Error`]: its `error` is the inner error
+/// ([`Classifier::from_fn`]) sees [`Attempt::Error`](crate::Attempt::Error): its `error` is the inner error
 /// itself when it is a [`BoxError`] (tower's `Timeout` and `Buffer` give those), a
 /// `std::io::Error`, or a type named with
 /// [`with_error_type`](Self::with_error_type); any other type is shown as a stand-in
@@ -230,7 +230,7 @@ impl StatusClassifier {
         } else {
             &Opaque
         };
-        Report::new(self.classifier.classify(&Attempt::Error { kind: io_kind(shown), error: shown }))
+        self.classifier.report_error(io_kind(shown), shown)
     }
 }
 
@@ -238,7 +238,7 @@ impl<B, E: 'static> Classify<http::Response<B>, E> for StatusClassifier {
     #[inline]
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Report {
         match result {
-            Ok(response) => crate::classify::report(&self.classifier, response.status(), response.headers()),
+            Ok(response) => self.classifier.report(response.status(), response.headers()),
             Err(error) => self.error(error),
         }
     }
@@ -299,6 +299,7 @@ mod tests {
     use breakerbox::Outcome;
 
     use super::*;
+    use crate::Attempt;
 
     #[derive(Debug)]
     struct Mine;

@@ -17,17 +17,18 @@
 //!   chain with it and the same chain with a pass-through middleware in its place: zero.
 #![cfg(all(feature = "tower", feature = "reqwest-middleware"))]
 
+#[path = "support/memory.rs"]
+mod memory;
+
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use breakerbox::{Breaker, BreakerBox, OpenWait, Policy};
 use breakerbox_http::BreakerMiddleware;
 use breakerbox_http::tower::{BoxError, PerHostLayer};
-use http::{Extensions, Request, Response, Uri};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use http::{Request, Response, Uri};
+use memory::{Canned, PassThrough, call, now};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware};
 use tower::{Layer, Service, service_fn};
 
 const CALLS: u64 = 10_000;
@@ -43,22 +44,6 @@ fn count(mut f: impl FnMut(u64)) -> u64 {
         }
     })
     .count_total
-}
-
-/// Polls a future that is ready at once.
-fn now<F: Future>(fut: F) -> F::Output {
-    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("not ready"),
-    }
-}
-
-/// `poll_ready`, then `call`, then the response future, all ready at once.
-fn call<S: Service<Request<()>>>(svc: &mut S, uri: &Uri) -> Result<S::Response, S::Error> {
-    now(std::future::poll_fn(|cx| svc.poll_ready(cx)))?;
-    let mut request = Request::new(());
-    *request.uri_mut() = uri.clone();
-    now(svc.call(request))
 }
 
 /// The in-memory service: a 200, or a 503 on every tenth call of a failing run.
@@ -131,36 +116,6 @@ fn a_rejection_allocates_its_box_and_nothing_else() {
     layer.hosts().get("http://api.example:8080").force_open();
     let mut per_host = layer.layer(upstream(false));
     assert_eq!(count(|_| rejected(call(&mut per_host, &uri))), CALLS, "one Box per rejection");
-}
-
-/// Answers 200 without sending anything: the end of an in-memory chain.
-struct Canned;
-
-#[async_trait::async_trait]
-impl Middleware for Canned {
-    async fn handle(
-        &self,
-        _req: reqwest::Request,
-        _extensions: &mut Extensions,
-        _next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        Ok(reqwest::Response::from(Response::new(reqwest::Body::from(""))))
-    }
-}
-
-/// Does nothing but pass the request on: the stand-in for the breaker.
-struct PassThrough;
-
-#[async_trait::async_trait]
-impl Middleware for PassThrough {
-    async fn handle(
-        &self,
-        req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        next.run(req, extensions).await
-    }
 }
 
 fn chain(middle: impl Middleware) -> ClientWithMiddleware {

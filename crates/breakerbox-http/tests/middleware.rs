@@ -5,14 +5,16 @@
 //! breaker, so that the breaker sees every attempt and its rejection ends the retries.
 #![cfg(feature = "reqwest-middleware")]
 
+#[path = "support/adapter.rs"]
+mod adapter;
 #[path = "support/server.rs"]
 #[allow(dead_code)]
 mod support;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use breakerbox::{Breaker, BreakerBuilder, ManualClock, OpenWait, Policy, Rejected, State};
+use adapter::{WAIT, in_flight, template};
+use breakerbox::{Breaker, ManualClock, Rejected, State};
 use breakerbox_http::reqwest_middleware::rejection;
 use breakerbox_http::{BreakerMiddleware, Classifier};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Error};
@@ -20,16 +22,6 @@ use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::{RetryError, RetryTransientMiddleware};
 use reqwest_tracing::TracingMiddleware;
 use support::{Reply, Server};
-
-const WAIT: Duration = Duration::from_secs(5);
-
-fn template(threshold: u32, clock: &ManualClock) -> BreakerBuilder {
-    Breaker::builder()
-        .name("api")
-        .policy(Policy::consecutive_failures(threshold))
-        .open_wait(OpenWait::fixed(WAIT))
-        .clock(clock.clone())
-}
 
 /// Tracing, then `retries` retries `backoff` apart, then the breaker.
 fn chain(breaker: BreakerMiddleware, retries: u32, backoff: Duration) -> ClientWithMiddleware {
@@ -182,16 +174,6 @@ async fn single_guards_every_host_with_one_breaker() {
     assert_rejected(client.get(up.url("/")).send().await, State::Open);
     assert_eq!(up.hits(), 0);
     assert!(middleware.breaker().unwrap().same_as(&breaker));
-}
-
-/// Polls `fut` until the server has seen `hits` requests, and gives it back unfinished.
-async fn in_flight<F: Future + Unpin>(mut fut: F, server: &Server, hits: u64) -> F {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while server.hits() < hits {
-        assert!(tokio::time::Instant::now() < deadline, "the request never reached the server");
-        let _ = tokio::time::timeout(Duration::from_millis(5), &mut fut).await;
-    }
-    fut
 }
 
 #[tokio::test]

@@ -6,14 +6,16 @@
 //! request never left the process. Time is a `ManualClock`: nothing sleeps for a window.
 #![cfg(feature = "tower")]
 
+#[path = "support/adapter.rs"]
+mod adapter;
 #[path = "support/server.rs"]
 #[allow(dead_code)]
 mod support;
 
-use std::future::Future;
 use std::time::Duration;
 
-use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ManualClock, OpenWait, Policy, Rejected, State};
+use adapter::{WAIT, in_flight, template};
+use breakerbox::{Breaker, BreakerBox, ManualClock, Rejected, State};
 use breakerbox_http::Classifier;
 use breakerbox_http::tower::{BoxError, PerHostLayer, StatusClassifier};
 use bytes::Bytes;
@@ -27,22 +29,12 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 type HyperClient = Client<HttpConnector, Empty<Bytes>>;
 type Response = http::Response<hyper::body::Incoming>;
 
-const WAIT: Duration = Duration::from_secs(5);
-
 fn client() -> HyperClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
 fn get(url: &str) -> http::Request<Empty<Bytes>> {
     http::Request::get(url).body(Empty::new()).unwrap()
-}
-
-fn template(threshold: u32, clock: &ManualClock) -> BreakerBuilder {
-    Breaker::builder()
-        .name("api")
-        .policy(Policy::consecutive_failures(threshold))
-        .open_wait(OpenWait::fixed(WAIT))
-        .clock(clock.clone())
 }
 
 /// `poll_ready`, which must not fail, then `call`.
@@ -58,17 +50,6 @@ fn assert_rejected(result: Result<Response, BoxError>, state: State) -> Rejected
     let rejected = err.downcast_ref::<Rejected>().unwrap_or_else(|| panic!("not a rejection: {err}"));
     assert_eq!(rejected.state(), state);
     rejected.clone()
-}
-
-/// Polls `fut` until the server has seen `hits` requests, and gives the future back
-/// unfinished (the server holds its reply).
-async fn in_flight<F: Future + Unpin>(mut fut: F, server: &Server, hits: u64) -> F {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while server.hits() < hits {
-        assert!(tokio::time::Instant::now() < deadline, "the request never reached the server");
-        let _ = tokio::time::timeout(Duration::from_millis(5), &mut fut).await;
-    }
-    fut
 }
 
 // ===== one breaker: the core's layer with StatusClassifier =====

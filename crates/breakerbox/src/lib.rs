@@ -84,7 +84,7 @@ pub mod tower;
 #[cfg(all(test, breakerbox_loom))]
 mod loom_tests;
 
-pub use backoff::OpenWait;
+pub use backoff::{Backoff, OpenWait};
 pub use breaker::{Breaker, BreakerBuilder};
 pub use classify::{Classify, OkIsSuccess};
 pub use clock::{AnyClock, Clock, CoarseClock, ManualClock, MonotonicClock};

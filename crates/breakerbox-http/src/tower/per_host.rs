@@ -1,5 +1,6 @@
 //! `PerHostLayer`: one breaker per host around a tower HTTP client.
 
+use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use breakerbox::{Breaker, BreakerBox, Classify};
@@ -7,6 +8,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{BoxError, StatusClassifier};
+use crate::breakers::{BreakerRef, Breakers};
+use crate::host::Host;
 
 /// Wraps services in a [`PerHostService`]: one breaker per scheme, host and port of the
 /// request URI, from a [`BreakerBox<String>`]. See the [module docs](super).
@@ -30,7 +33,7 @@ use super::{BoxError, StatusClassifier};
 /// Clones share the breakers.
 #[derive(Clone, Debug)]
 pub struct PerHostLayer<C = StatusClassifier> {
-    hosts: BreakerBox<String>,
+    hosts: Breakers<Infallible>,
     classifier: C,
 }
 
@@ -38,7 +41,7 @@ impl PerHostLayer {
     /// A layer that keys requests into `hosts`, classifying with
     /// [`Classifier::standard`](crate::Classifier::standard).
     pub fn new(hosts: BreakerBox<String>) -> Self {
-        Self { hosts, classifier: StatusClassifier::standard() }
+        Self { hosts: Breakers::PerHost(hosts), classifier: StatusClassifier::standard() }
     }
 }
 
@@ -51,7 +54,7 @@ impl<C> PerHostLayer<C> {
 
     /// The family of breakers, keyed `"{scheme}://{host}:{port}"`.
     pub fn hosts(&self) -> &BreakerBox<String> {
-        &self.hosts
+        self.hosts.family()
     }
 }
 
@@ -80,7 +83,7 @@ impl<S, C: Clone> Layer<S> for PerHostLayer<C> {
 #[derive(Clone, Debug)]
 pub struct PerHostService<S, C = StatusClassifier> {
     inner: S,
-    hosts: BreakerBox<String>,
+    hosts: Breakers<Infallible>,
     classifier: C,
 }
 
@@ -88,20 +91,20 @@ impl<S> PerHostService<S> {
     /// Puts `inner` behind `hosts`, classifying with
     /// [`Classifier::standard`](crate::Classifier::standard).
     pub fn new(inner: S, hosts: BreakerBox<String>) -> Self {
-        Self { inner, hosts, classifier: StatusClassifier::standard() }
+        Self { inner, hosts: Breakers::PerHost(hosts), classifier: StatusClassifier::standard() }
     }
 }
 
 impl<S, C> PerHostService<S, C> {
     /// The family of breakers.
     pub fn hosts(&self) -> &BreakerBox<String> {
-        &self.hosts
+        self.hosts.family()
     }
 
     /// The breaker that guards requests to `uri` (created on first use); `None` when
     /// `uri` names no `http` or `https` host.
     pub fn breaker_for(&self, uri: &http::Uri) -> Option<Breaker> {
-        crate::host::with_uri_key(uri, |key| self.hosts.get(key)).ok()
+        self.hosts.guard(Host::of_uri(uri).ok()).map(BreakerRef::into_owned)
     }
 
     /// The inner service.
@@ -139,9 +142,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let classifier = self.classifier.clone();
-        // The key of a known host is built on the stack, and the lookup is a read lock.
-        let Ok(admission) = crate::host::with_uri_key(request.uri(), |key| self.hosts.get(key).try_acquire_owned())
-        else {
+        let Some(admission) = self.hosts.try_acquire_owned(Host::of_uri(request.uri()).ok()) else {
             return PerHostFuture::unguarded(self.inner.call(request), classifier);
         };
         match admission {

@@ -147,3 +147,32 @@ fn bad_retry_settings_fail_at_build() {
         breakerbox_http::HttpBreaker::builder(reqwest::Client::new()).retry(Retry::attempts(0)).build().unwrap_err();
     assert_eq!(err.to_string(), "invalid breaker setting `retry.attempts` = 0: expected at least 1");
 }
+
+/// Issue 8: the retry budget reads the breaker's own clock. It used to keep a clock of
+/// its own, so that a breaker built with a `ManualClock` left its budget on real time.
+#[tokio::test]
+async fn the_budget_follows_a_manual_clock_given_to_the_builder() {
+    for per_host in [false, true] {
+        let server = Server::start();
+        let clock = ManualClock::new();
+        let budget = RetryBudget::new(0.5).with_min_retries(0).with_window(Duration::from_secs(10));
+        let mut builder = crate::builder(100, Duration::from_secs(10), &clock).retry(quick(2).with_budget(budget));
+        if per_host {
+            builder = builder.per_host();
+        }
+        let breaker = builder.build().unwrap();
+        for _ in 0..10 {
+            breaker.do_request("GET", &server.url("/")).await.unwrap();
+        }
+        server.answer(500);
+        breaker.do_request("GET", &server.url("/")).await.unwrap();
+        assert_eq!(server.hits(), 12, "per_host {per_host}: 11 recent requests pay for a retry");
+
+        // The window passes on the breaker's clock: the 11 requests are no longer
+        // recent, and one request pays for half a retry, so there is none. On real time
+        // they would still be recent, and the request would be retried.
+        clock.advance(Duration::from_secs(10));
+        breaker.do_request("GET", &server.url("/")).await.unwrap();
+        assert_eq!(server.hits(), 13, "per_host {per_host}: the budget's window moved with the manual clock");
+    }
+}
