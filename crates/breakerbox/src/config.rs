@@ -87,7 +87,8 @@ pub struct RateConfig {
     /// Buckets of a time window. Default: 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<u32>,
-    /// The fewest calls before the rate can trip. Default: 20.
+    /// The fewest calls before the rate can trip (for a count window, at most its size).
+    /// Default: 20, or the size of a count window smaller than that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_calls: Option<u32>,
 }

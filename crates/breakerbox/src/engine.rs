@@ -28,7 +28,7 @@ use crate::state::transition::{
 use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
-use crate::{Name, OpenWait, Outcome, Policy, Rejected, Report, State};
+use crate::{Name, OpenWait, Outcome, Policy, Reason, Rejected, Report, State};
 
 /// One breaker's state, counters and settings, shared by its handles and permits.
 pub(crate) struct Engine {
@@ -43,6 +43,9 @@ pub(crate) struct Engine {
     base: u64,
     /// Openings since the breaker was built.
     opens: AtomicU64,
+    /// The consecutive failures that last tripped the breaker, until it closes (for
+    /// `Metrics::consecutive_failures` while open).
+    trip_streak: AtomicU64,
     /// A counter for jitter.
     random: AtomicU64,
     tracker: Tracker,
@@ -98,6 +101,7 @@ impl Engine {
             since: AtomicU64::new(base),
             base,
             opens: AtomicU64::new(0),
+            trip_streak: AtomicU64::new(0),
             random: AtomicU64::new(0),
             tracker,
             stats: Stats::new(),
@@ -216,6 +220,12 @@ impl Engine {
         self.store_deadline(next.generation, deadline);
         if publish.counts_opening {
             self.opens.fetch_add(1, Ordering::Relaxed);
+        }
+        if publish.reason == Reason::Tripped {
+            let streak = self.tracker.consecutive_failures(prev.generation);
+            self.trip_streak.store(u64::from(streak), Ordering::Relaxed);
+        } else if next.kind == Kind::Closed {
+            self.trip_streak.store(0, Ordering::Relaxed);
         }
         // fetch_max: if two transitions race to stamp, the later time wins.
         self.since.fetch_max(now, Ordering::Relaxed);
@@ -371,7 +381,9 @@ impl Engine {
             (None, Some(t)) => Some(t.saturating_sub(ticket.start)),
             (None, None) => None,
         };
-        let slow = matches!((self.tracker.slow_nanos, duration), (Some(t), Some(d)) if d >= t);
+        // An ignored outcome says nothing about the service: not even that it was slow.
+        let slow = report.outcome != Outcome::Ignored
+            && matches!((self.tracker.slow_nanos, duration), (Some(t), Some(d)) if d >= t);
         self.stats.outcome(report.outcome, slow);
         self.telemetry.outcome(report.outcome, slow);
         let admitted = Word::unpack(ticket.word);
@@ -468,7 +480,15 @@ impl Engine {
             slow_calls,
             failure_rate,
             slow_call_rate,
-            consecutive_failures: self.tracker.consecutive_failures(w.generation),
+            // While not closed, the streak of the last closed generation: the one that
+            // opened the breaker.
+            // While not closed: the streak that tripped the breaker since it last closed.
+            consecutive_failures: match w.kind {
+                Kind::Closed => self.tracker.consecutive_failures(w.generation),
+                Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => {
+                    self.trip_streak.load(Ordering::Relaxed) as u32
+                }
+            },
             time_in_state: Duration::from_nanos(now.saturating_sub(since)),
             opens: self.opens.load(Ordering::Relaxed),
             probes_in_flight: if w.kind == Kind::HalfOpen { w.in_flight } else { 0 },

@@ -135,7 +135,8 @@ pub struct RatePolicy {
     pub(crate) kind: RateKind,
     pub(crate) threshold: f64,
     pub(crate) window: Window,
-    pub(crate) min_calls: u32,
+    /// `None`: the default, 20, clamped to a count window's size.
+    pub(crate) min_calls: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -157,7 +158,7 @@ const MAX_BUCKETS: u32 = 1_000;
 
 impl RatePolicy {
     fn new(kind: RateKind, threshold: f64) -> Self {
-        Self { kind, threshold, window: Window::Calls(100), min_calls: 20 }
+        Self { kind, threshold, window: Window::Calls(100), min_calls: None }
     }
 
     /// Measures over the last `n` calls (a sliding count window; 1 to 1,048,576).
@@ -186,10 +187,13 @@ impl RatePolicy {
         self
     }
 
-    /// Sets the fewest calls the window must hold before the rate can trip (at least 1).
+    /// Sets the fewest calls the window must hold before the rate can trip: at least 1,
+    /// and for a count window at most its size (more could never be reached, so
+    /// `build()` refuses it). Default: 20, or the size of a count window smaller than
+    /// that.
     #[must_use]
     pub fn min_calls(mut self, n: u32) -> Self {
-        self.min_calls = n;
+        self.min_calls = Some(n);
         self
     }
 
@@ -245,10 +249,30 @@ impl RatePolicy {
                 }
             }
         }
-        if self.min_calls == 0 {
-            return Err(ConfigError::new(self.field("min_calls"), 0, "at least 1"));
+        match (self.min_calls, self.window) {
+            (Some(0), _) => return Err(ConfigError::new(self.field("min_calls"), 0, "at least 1")),
+            // A count window holds at most its size: more could never be reached.
+            (Some(n), Window::Calls(size)) if n > size => {
+                return Err(ConfigError::new(
+                    self.field("min_calls"),
+                    n,
+                    format!("from 1 to the window's {size} calls (a count window never holds more)"),
+                ));
+            }
+            (Some(_) | None, Window::Calls(_) | Window::Time { .. }) => {}
         }
         Ok(())
+    }
+
+    /// The fewest calls before the rate can trip: as set, or the default (20) clamped to
+    /// a count window's size, so that `over_calls(10)` alone trips after 10 calls.
+    pub(crate) fn effective_min_calls(&self) -> u32 {
+        const DEFAULT_MIN_CALLS: u32 = 20;
+        match (self.min_calls, self.window) {
+            (Some(n), _) => n,
+            (None, Window::Calls(size)) => DEFAULT_MIN_CALLS.min(size),
+            (None, Window::Time { .. }) => DEFAULT_MIN_CALLS,
+        }
     }
 }
 

@@ -183,6 +183,8 @@ pub struct Metrics {
     /// The current slow-call rate of the first slow-call rule, if the policy has one.
     pub slow_call_rate: Option<f64>,
     /// The current streak of consecutive failures (0 if the policy has no such rule).
+    /// While the breaker is not closed: the streak that tripped it since it last closed
+    /// (0 if it opened otherwise).
     pub consecutive_failures: u32,
     /// How long the breaker has been in its current state.
     pub time_in_state: Duration,

@@ -41,7 +41,7 @@ impl Rate {
             RateKind::Failure => None,
             RateKind::Slow(d) => Some(nanos(d)),
         };
-        Self { slow_nanos, threshold: p.threshold, min_calls: u64::from(p.min_calls), window }
+        Self { slow_nanos, threshold: p.threshold, min_calls: u64::from(p.effective_min_calls()), window }
     }
 
     fn counts(&self, generation: u64, now: u64) -> Counts {

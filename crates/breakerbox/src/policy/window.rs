@@ -118,12 +118,26 @@ impl CountWindow {
 /// The last `buckets × width` of time. Bucket `seq = now / width` lives in slot
 /// `seq % buckets`. Each slot is two words: `key:24 | calls:20 | failures:20` and
 /// `key:24 | slow:20`, where the key mixes the bucket's sequence number and the
-/// generation, so a bucket from another time or another generation never matches.
-/// Counts saturate at 1,048,575 calls per bucket; a full bucket stops counting
-/// failures too, so the rate stays an unbiased sample.
+/// generation, so a bucket from another generation never matches. Counts saturate at
+/// 1,048,575 calls per bucket; a full bucket stops counting failures too, so the rate
+/// stays an unbiased sample.
+///
+/// A 24-bit key repeats every 2^24 buckets (16 s of 1 µs buckets, 4 h 40 min of 1 ms
+/// ones), so a slot left unwritten that long would read back as current. `newest`, the
+/// highest bucket recorded, keeps every slot younger than that: whoever moves it
+/// forward clears the slots of the buckets it skipped (all of them after a whole
+/// window of silence), so every slot holds a bucket of the last lap, and keys within a
+/// lap are distinct (a window has at most 1,000 buckets). Readers trust no bucket past
+/// `newest`, and an outcome older than the window is dropped instead of overwriting a
+/// newer bucket in its slot.
+///
+/// One race is left, on purpose: after a whole window of silence, a call that lands
+/// while the first one clears the slots may go uncounted. That loses at most a few of
+/// the first calls after the silence, never invents one.
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     width: u64,
+    newest: AtomicU64,
     counts: Box<[AtomicU64]>,
     slow: Box<[AtomicU64]>,
 }
@@ -131,22 +145,38 @@ pub(crate) struct TimeWindow {
 const FIELD_BITS: u32 = 20;
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
 const KEY_SHIFT: u32 = 40;
+/// The key of a slot that holds no bucket (`key` never returns it).
+const EMPTY: u64 = TAG_MASK;
+const EMPTY_WORD: u64 = EMPTY << KEY_SHIFT;
 
 fn key(generation: u64, seq: u64) -> u64 {
-    seq.wrapping_add(generation.wrapping_mul(0x9E37_79B9)) & TAG_MASK
+    seq.wrapping_add(generation.wrapping_mul(0x9E37_79B9)) % EMPTY
 }
 
 impl TimeWindow {
     pub(crate) fn new(span_nanos: u64, buckets: u32) -> Self {
         let buckets = u64::from(buckets.max(1));
         let width = (span_nanos / buckets).max(1);
-        let words = || (0..buckets).map(|_| AtomicU64::new(u64::MAX)).collect::<Box<[_]>>();
-        Self { width, counts: words(), slow: words() }
+        let words = || (0..buckets).map(|_| AtomicU64::new(EMPTY_WORD)).collect::<Box<[_]>>();
+        Self { width, newest: AtomicU64::new(0), counts: words(), slow: words() }
+    }
+
+    fn slots(&self) -> u64 {
+        self.counts.len() as u64
     }
 
     pub(crate) fn record(&self, generation: u64, now: u64, failed: bool, slow: bool) {
         let seq = now / self.width;
-        let slot = (seq % self.counts.len() as u64) as usize;
+        let n = self.slots();
+        // Relaxed: statistics; the slots' own CASes order what each slot holds.
+        let newest = self.newest.fetch_max(seq, Ordering::Relaxed);
+        if seq.saturating_add(n) <= newest {
+            return; // older than the window: its slot belongs to a newer bucket
+        }
+        if seq > newest {
+            self.clear_skipped(generation, newest, seq);
+        }
+        let slot = (seq % n) as usize;
         let k = key(generation, seq);
         let full = bump(&self.counts[slot], k, |fields| {
             let calls = fields & FIELD_MASK;
@@ -161,11 +191,40 @@ impl TimeWindow {
         }
     }
 
+    /// Empties the slots of the buckets after `newest` and before `seq`, which no call
+    /// will ever write now.
+    fn clear_skipped(&self, generation: u64, newest: u64, seq: u64) {
+        let n = self.slots();
+        if seq - newest >= n {
+            // A whole window of silence: nothing in any slot is current.
+            for word in self.counts.iter().chain(self.slow.iter()) {
+                word.store(EMPTY_WORD, Ordering::Relaxed);
+            }
+            return;
+        }
+        for skipped in newest + 1..seq {
+            let slot = (skipped % n) as usize;
+            let k = key(generation, skipped);
+            for word in [&self.counts[slot], &self.slow[slot]] {
+                let cur = word.load(Ordering::Relaxed);
+                // A late call may just have opened this bucket: keep it.
+                if cur >> KEY_SHIFT != k {
+                    let _ = word.compare_exchange(cur, EMPTY_WORD, Ordering::Relaxed, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     pub(crate) fn counts(&self, generation: u64, now: u64) -> Counts {
         let seq = now / self.width;
-        let n = self.counts.len() as u64;
+        let n = self.slots();
+        let newest = self.newest.load(Ordering::Relaxed);
         let mut total = Counts::default();
-        for back in 0..n.min(seq + 1) {
+        // Buckets past `newest` hold nothing yet, whatever their slots say.
+        let Some(back_from) = seq.checked_sub(newest).map_or(Some(0), |ahead| (ahead < n).then_some(ahead)) else {
+            return total;
+        };
+        for back in back_from..n.min(seq + 1) {
             let s = seq - back;
             let slot = (s % n) as usize;
             let k = key(generation, s);
@@ -242,6 +301,44 @@ mod tests {
         assert_eq!(w.counts(1, 10_999), Counts { calls: 1, failures: 0, slow: 1 });
         assert_eq!(w.counts(1, 100_000), Counts::default());
         assert_eq!(w.counts(2, 5_500), Counts::default());
+    }
+
+    #[test]
+    fn time_window_keys_do_not_alias_after_2_pow_24_buckets() {
+        let w = TimeWindow::new(8, 8); // 8 buckets of 1 ns
+        for _ in 0..4 {
+            w.record(1, 0, true, false);
+        }
+        let later = 1 << 24; // the same 24-bit key as bucket 0
+        assert_eq!(w.counts(1, later), Counts::default());
+        w.record(1, later, true, false);
+        assert_eq!(w.counts(1, later), Counts { calls: 1, failures: 1, slow: 0 });
+    }
+
+    #[test]
+    fn time_window_clears_buckets_that_calls_skipped() {
+        // Calls every other bucket never write the odd slots; those must not keep
+        // buckets older than the window (here: bucket 1, whose key bucket 1 + 2^24
+        // would share).
+        let w = TimeWindow::new(8, 8);
+        w.record(1, 1, true, false);
+        let mut t = 2;
+        while t < 1 << 24 {
+            w.record(1, t, false, false);
+            t += 2;
+        }
+        let alias = (1 << 24) + 1;
+        assert_eq!(w.counts(1, alias).failures, 0);
+    }
+
+    #[test]
+    fn time_window_drops_an_outcome_older_than_the_window() {
+        let w = TimeWindow::new(4_000, 4); // 4 buckets of 1,000 ns
+        w.record(0, 8_500, true, false);
+        // A caller that read the clock at 500 and was preempted reports late: its
+        // bucket (0) is gone, and it must not overwrite bucket 8 in the same slot.
+        w.record(0, 500, false, false);
+        assert_eq!(w.counts(0, 8_500), Counts { calls: 1, failures: 1, slow: 0 });
     }
 
     #[test]

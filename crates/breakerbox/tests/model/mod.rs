@@ -166,6 +166,8 @@ pub(crate) struct Model {
     pub(crate) probe_successes: u32,
     pub(crate) consecutive_opens: u32,
     pub(crate) streak: u32,
+    /// The streak when the policy last tripped, until the next close.
+    pub(crate) trip_streak: u32,
     /// The last counted outcomes of this closed generation, true for a failure.
     pub(crate) window: VecDeque<bool>,
     pub(crate) successes: u64,
@@ -199,6 +201,7 @@ impl Model {
             probe_successes: 0,
             consecutive_opens: 0,
             streak: 0,
+            trip_streak: 0,
             window: VecDeque::new(),
             successes: 0,
             failures: 0,
@@ -233,10 +236,10 @@ impl Model {
             failures: self.failures,
             ignored: self.ignored,
             rejected: self.rejected,
-            consecutive_failures: if self.state == MState::Closed && self.config.consecutive.is_some() {
-                self.streak
-            } else {
-                0
+            consecutive_failures: match self.state {
+                _ if self.config.consecutive.is_none() => 0,
+                MState::Closed => self.streak,
+                _ => self.trip_streak,
             },
             opens: self.opens,
             probes_in_flight: if self.state == MState::HalfOpen { self.in_flight } else { 0 },
@@ -278,6 +281,9 @@ impl Model {
 
     /// A transition: a new generation, with every per-state counter cleared.
     fn enter(&mut self, state: MState) {
+        if state == MState::Closed {
+            self.trip_streak = 0;
+        }
         self.state = state;
         self.generation += 1;
         self.entered_at = self.now;
@@ -364,6 +370,7 @@ impl Model {
                     calls >= r.min_calls && failures * 4 >= r.quarters * calls
                 });
                 if by_streak || by_rate {
+                    self.trip_streak = self.streak;
                     self.open(hint);
                 }
             }
