@@ -137,16 +137,13 @@ impl Engine {
 
     /// Applies `rule` from the word `cur` until the swap it asks for wins; returns the
     /// decision and the word it was made on (after the change). `now` is the clock if
-    /// the caller has read it; the loop reads it at most once more.
+    /// the caller has read it; the rules read it, through `seen`, at most once more.
+    #[inline]
     fn apply<R: Rule>(&self, mut cur: u64, rule: &R, mut now: Option<u64>) -> (R::Decision, u64) {
         loop {
             let w = Word::unpack(cur);
-            let mut step = rule.step(w, None, self.limits);
-            if let Step::NeedsTime = step {
-                let now = *now.get_or_insert_with(|| self.now());
-                step = rule.step(w, Some(Seen { now, deadline: self.deadline(w.generation) }), self.limits);
-            }
-            let (change, decision) = match step {
+            let seen = || Seen { now: *now.get_or_insert_with(|| self.now()), deadline: self.deadline(w.generation) };
+            let (change, decision) = match rule.step(w, seen, self.limits) {
                 Step::Go { change, decision } => (change, decision),
                 Step::Reload { otherwise } => match self.reload(cur) {
                     Some(actual) => {
@@ -155,8 +152,6 @@ impl Engine {
                     }
                     None => return (otherwise, cur),
                 },
-                // The rules asked for time once and were given it.
-                Step::NeedsTime => unreachable!("a step asked for time it was given"),
             };
             let next = match change {
                 Change::None => return (decision, cur),
@@ -203,6 +198,7 @@ impl Engine {
     /// Everything that follows a transition the loop swapped in: its deadline (or only
     /// its tag), the opening, the clock of the state, and the event. Runs after the
     /// swap, outside any loop.
+    #[inline(never)]
     fn publish(&self, prev: Word, enter: Enter, now: Option<u64>) {
         let next = enter.next();
         let publish = enter.publish();

@@ -1,47 +1,43 @@
 //! Permits: permission to make one call, and the duty to say how it went.
 //!
 //! [`Permit`] borrows its breaker, [`OwnedPermit`] holds a handle (`'static`, for
-//! spawned tasks); both are one [`Held`] ticket, which reports exactly once: by
+//! spawned tasks); both are one `Held` ticket, which reports exactly once: by
 //! `record`, or, when dropped without a report, by the engine's `abandon`.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::engine::{Engine, Ticket};
 use crate::{Outcome, Report, State};
 
-/// A ticket and what holds its engine (a reference or an `Arc`). The ticket is taken
-/// by the first report, so a permit can report only once, and its drop then does
-/// nothing (after inlining, the compiler sees the ticket gone and drops the check).
+/// A ticket and what holds its engine (a reference or an `Arc`): what both permits are.
+/// Each permit reports exactly once, by `record` or, dropped without a report, by the
+/// engine's `abandon`: [`Permit`] skips its drop with `ManuallyDrop` (it stays two
+/// words and a ticket, passed in registers on the call path), [`OwnedPermit`] takes
+/// its `Held` out of an `Option` (it must drop its `Arc`).
 struct Held<E: Deref<Target = Engine>> {
     engine: E,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
 }
 
 impl<E: Deref<Target = Engine>> Held<E> {
     #[inline(always)]
-    fn record(&mut self, report: Report) {
-        if let Some(ticket) = self.ticket.take() {
-            self.engine.complete(ticket, report);
-        }
+    fn record(&self, report: Report) {
+        self.engine.complete(self.ticket, report);
+    }
+
+    fn abandon(&self) {
+        self.engine.abandon(self.ticket);
     }
 
     fn admitted_in(&self) -> State {
-        self.ticket.map_or(State::Closed, Ticket::admitted_in)
+        self.ticket.admitted_in()
     }
 
     fn fmt(&self, f: &mut fmt::Formatter<'_>, type_name: &str) -> fmt::Result {
         f.debug_struct(type_name).field("breaker", &self.engine.name).field("admitted_in", &self.admitted_in()).finish()
-    }
-}
-
-impl<E: Deref<Target = Engine>> Drop for Held<E> {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.engine.abandon(ticket);
-        }
     }
 }
 
@@ -61,7 +57,7 @@ pub struct Permit<'a> {
 impl<'a> Permit<'a> {
     #[inline(always)]
     pub(crate) fn new(engine: &'a Engine, ticket: Ticket) -> Self {
-        Self { held: Held { engine, ticket: Some(ticket) } }
+        Self { held: Held { engine, ticket } }
     }
 
     /// The call succeeded.
@@ -84,14 +80,21 @@ impl<'a> Permit<'a> {
 
     /// Records an outcome, or a [`Report`] with the call's duration and a retry-after hint.
     #[inline]
-    pub fn record(mut self, report: impl Into<Report>) {
-        self.held.record(report.into());
+    pub fn record(self, report: impl Into<Report>) {
+        let this = ManuallyDrop::new(self);
+        this.held.record(report.into());
     }
 
     /// The state the call was admitted in ([`State::Closed`], [`State::HalfOpen`] for a
     /// probe, or [`State::Disabled`]).
     pub fn admitted_in(&self) -> State {
         self.held.admitted_in()
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.held.abandon();
     }
 }
 
@@ -105,12 +108,12 @@ impl fmt::Debug for Permit<'_> {
 /// [`Breaker::try_acquire_owned`](crate::Breaker::try_acquire_owned).
 #[must_use = "a permit dropped without a report records nothing: call success(), failure() or ignore()"]
 pub struct OwnedPermit {
-    held: Held<Arc<Engine>>,
+    held: Option<Held<Arc<Engine>>>,
 }
 
 impl OwnedPermit {
     pub(crate) fn new(engine: Arc<Engine>, ticket: Ticket) -> Self {
-        Self { held: Held { engine, ticket: Some(ticket) } }
+        Self { held: Some(Held { engine, ticket }) }
     }
 
     /// The call succeeded.
@@ -130,17 +133,30 @@ impl OwnedPermit {
 
     /// Records an outcome or a [`Report`].
     pub fn record(mut self, report: impl Into<Report>) {
-        self.held.record(report.into());
+        if let Some(held) = self.held.take() {
+            held.record(report.into());
+        }
     }
 
     /// The state the call was admitted in.
     pub fn admitted_in(&self) -> State {
-        self.held.admitted_in()
+        self.held.as_ref().map_or(State::Closed, Held::admitted_in)
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.abandon();
+        }
     }
 }
 
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.held.fmt(f, "OwnedPermit")
+        match &self.held {
+            Some(held) => held.fmt(f, "OwnedPermit"),
+            None => f.debug_struct("OwnedPermit").finish_non_exhaustive(),
+        }
     }
 }

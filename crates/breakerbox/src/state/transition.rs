@@ -5,8 +5,9 @@
 //! state word, calls [`Rule::step`], compare-and-swaps the word the step asks for, and,
 //! when the swap wins, hands the step's [`Publish`] to its one `publish` (which stores
 //! the deadline, counts the opening and emits the event). A step that needs the time
-//! says so ([`Step::NeedsTime`]) and is asked again with what the engine [`Seen`], so
-//! the clock is read only where the rules need it, and at most once per call.
+//! asks for it through the `seen` it is given (the engine's reading of the clock and of
+//! this generation's deadline; a test's fixed values), so the clock is read only where
+//! the rules need it, and at most once per call.
 //!
 //! ```text
 //!  event         Closed          Open                  HalfOpen                 ForcedOpen  Disabled
@@ -59,8 +60,6 @@ pub(crate) struct Seen {
 pub(crate) enum Step<D> {
     /// Swap the word for `change` (if any) and answer `decision`.
     Go { change: Change, decision: D },
-    /// Ask again with the time and this generation's deadline.
-    NeedsTime,
     /// The deadline word belongs to a newer generation than this word: load the word
     /// again and step on it; if it has not moved, answer `otherwise`.
     Reload { otherwise: D },
@@ -140,8 +139,9 @@ pub(crate) trait Rule {
     /// What the caller is told.
     type Decision: Copy;
 
-    /// The step from `w`; `seen` is `None` until the step has asked for time.
-    fn step(&self, w: Word, seen: Option<Seen>, limits: Limits) -> Step<Self::Decision>;
+    /// The step from `w`; `seen` gives the time and this generation's deadline, for the
+    /// steps that need them.
+    fn step(&self, w: Word, seen: impl FnOnce() -> Seen, limits: Limits) -> Step<Self::Decision>;
 }
 
 /// Whether a kind admits every call as it is, without time and without a change to the
@@ -180,11 +180,12 @@ pub(crate) enum Admission {
 impl Rule for Acquire {
     type Decision = Admission;
 
-    fn step(&self, w: Word, seen: Option<Seen>, limits: Limits) -> Step<Admission> {
+    #[inline(always)]
+    fn step(&self, w: Word, seen: impl FnOnce() -> Seen, limits: Limits) -> Step<Admission> {
         match w.kind {
             Kind::Closed | Kind::Disabled => admit(Change::None),
             Kind::Open => {
-                let Some(Seen { now, deadline }) = seen else { return Step::NeedsTime };
+                let Seen { now, deadline } = seen();
                 match deadline {
                     // The wait has passed: this call is the first probe of a new round.
                     Deadline::At(d) if now >= d => {
@@ -201,7 +202,7 @@ impl Rule for Acquire {
                 admit(Change::Probes { in_flight: w.in_flight + 1, successes: w.successes })
             }
             Kind::HalfOpen => {
-                let Some(Seen { now, deadline }) = seen else { return Step::NeedsTime };
+                let Seen { now, deadline } = seen();
                 match deadline {
                     // Every slot is taken and the probes have been silent past their
                     // lease: start a new round; the silent ones no longer count.
@@ -217,14 +218,17 @@ impl Rule for Acquire {
     }
 }
 
+#[inline(always)]
 fn admit(change: Change) -> Step<Admission> {
     Step::Go { change, decision: Admission::Admit }
 }
 
+#[inline(always)]
 fn rejection(kind: Kind, retry_after: Option<u64>) -> Rejection {
     Rejection { kind, retry_after }
 }
 
+#[inline(always)]
 fn reject(kind: Kind, retry_after: Option<u64>) -> Step<Admission> {
     Step::Go { change: Change::None, decision: Admission::Reject(rejection(kind, retry_after)) }
 }
@@ -259,7 +263,8 @@ pub(crate) enum Verdict {
 impl Rule for Record {
     type Decision = Verdict;
 
-    fn step(&self, w: Word, _: Option<Seen>, limits: Limits) -> Step<Verdict> {
+    #[inline]
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, limits: Limits) -> Step<Verdict> {
         let current = w.generation == self.admitted.generation;
         match self.admitted.kind {
             Kind::Closed => match (current, self.outcome) {
@@ -290,10 +295,12 @@ impl Rule for Record {
     }
 }
 
+#[inline(always)]
 fn probe_failed(w: Word, hint: Option<Duration>) -> Change {
     enter(w, Kind::Open, 0, Reason::ProbeFailed, DeadlineFrom::OpenWait { hint })
 }
 
+#[inline(always)]
 fn noted(change: Change, decision: Verdict) -> Step<Verdict> {
     Step::Go { change, decision }
 }
@@ -308,7 +315,8 @@ pub(crate) struct Trip {
 impl Rule for Trip {
     type Decision = Verdict;
 
-    fn step(&self, w: Word, _: Option<Seen>, _: Limits) -> Step<Verdict> {
+    #[inline]
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<Verdict> {
         // Only the state the outcome was counted in can trip: another transition (or
         // another trip) that came first wins.
         if w.kind == self.admitted.kind && w.generation == self.admitted.generation {
@@ -331,7 +339,8 @@ pub(crate) struct Abandon {
 impl Rule for Abandon {
     type Decision = Verdict;
 
-    fn step(&self, w: Word, _: Option<Seen>, _: Limits) -> Step<Verdict> {
+    #[inline]
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<Verdict> {
         if self.panicking {
             return noted(Change::None, Verdict::CountAsFailure);
         }
@@ -371,7 +380,8 @@ pub(crate) enum Command {
 impl Rule for Command {
     type Decision = ();
 
-    fn step(&self, w: Word, _: Option<Seen>, _: Limits) -> Step<()> {
+    #[inline]
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<()> {
         let change = match *self {
             Self::Reset => enter(w, Kind::Closed, 0, Reason::Reset, DeadlineFrom::TagOnly),
             Self::Close => enter(w, Kind::Closed, 0, Reason::External, DeadlineFrom::TagOnly),
@@ -387,6 +397,7 @@ impl Rule for Command {
     }
 }
 
+#[inline(always)]
 fn open_for(w: Word, wait: Duration) -> Change {
     enter(w, Kind::Open, 0, Reason::External, DeadlineFrom::Explicit(wait))
 }
@@ -402,6 +413,7 @@ fn open_for(w: Word, wait: Duration) -> Change {
 /// - Every entry into Open is an opening.
 /// - A change of kind is announced; so is a new round of probes, and an explicit
 ///   opening of a breaker that was already open (a coordinator's decision is news).
+#[inline(always)]
 fn enter(w: Word, kind: Kind, in_flight: u32, reason: Reason, deadline: DeadlineFrom) -> Change {
     let opens = match kind {
         Kind::Open => (w.opens + 1).min(MAX_OPENS),

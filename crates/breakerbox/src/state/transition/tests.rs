@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::*;
-use crate::state::packed::MAX_PROBES;
 
 const LIMITS: Limits = Limits { probes: 2 };
 const HINT: Option<Duration> = Some(Duration::from_secs(9));
@@ -21,8 +20,27 @@ fn older(w: Word) -> Word {
     Word { generation: w.generation - 1, ..w }
 }
 
-fn seen(deadline: Deadline) -> Option<Seen> {
-    Some(Seen { now: NOW, deadline })
+fn seen(deadline: Deadline) -> impl FnOnce() -> Seen {
+    move || Seen { now: NOW, deadline }
+}
+
+/// For steps that must not need the time.
+fn no_time() -> Seen {
+    panic!("this step needs no time")
+}
+
+/// Whether a step of `rule` from `w` asks for the time.
+fn asks_for_time<R: Rule>(rule: &R, w: Word) -> bool {
+    let asked = std::cell::Cell::new(false);
+    let _ = rule.step(
+        w,
+        || {
+            asked.set(true);
+            Seen { now: NOW, deadline: Deadline::At(NOW + 1) }
+        },
+        LIMITS,
+    );
+    asked.get()
 }
 
 /// The change of a `Go` step, and its decision.
@@ -54,12 +72,16 @@ fn rejected(kind: Kind, retry_after: Option<u64>) -> Admission {
 fn acquire_without_time() {
     for kind in Kind::ALL {
         let w = word(kind);
-        let step = Acquire.step(w, None, LIMITS);
+        assert_eq!(asks_for_time(&Acquire, w), kind == Kind::Open, "{kind:?}");
+        if kind == Kind::Open {
+            continue;
+        }
+        let step = Acquire.step(w, no_time, LIMITS);
         match kind {
             Kind::Closed | Kind::Disabled => {
                 assert_eq!(step, Step::Go { change: Change::None, decision: Admission::Admit });
             }
-            Kind::Open => assert_eq!(step, Step::NeedsTime),
+            Kind::Open => unreachable!("asks for time"),
             // One of two slots is taken: the second is free.
             Kind::HalfOpen => assert_eq!(
                 step,
@@ -98,10 +120,13 @@ fn acquire_open_with_its_deadline_not_stored_or_superseded() {
 #[test]
 fn acquire_half_open_with_a_free_slot_and_a_full_one() {
     let free = Word { in_flight: 0, successes: 1, ..word(Kind::HalfOpen) };
-    assert_eq!(go(Acquire.step(free, None, LIMITS)), (Change::Probes { in_flight: 1, successes: 1 }, Admission::Admit));
+    assert_eq!(
+        go(Acquire.step(free, no_time, LIMITS)),
+        (Change::Probes { in_flight: 1, successes: 1 }, Admission::Admit)
+    );
     // Slots count probes in flight and probes that succeeded.
     for full in [Word { in_flight: 2, ..free }, Word { in_flight: 1, successes: 1, ..free }] {
-        assert_eq!(Acquire.step(full, None, LIMITS), Step::NeedsTime);
+        assert!(asks_for_time(&Acquire, full));
         let lease_running = seen(Deadline::At(NOW + 1));
         assert_eq!(go(Acquire.step(full, lease_running, LIMITS)), (Change::None, rejected(Kind::HalfOpen, None)));
         assert_eq!(
@@ -132,19 +157,6 @@ fn acquire_half_open_with_an_expired_lease_starts_a_new_round() {
     );
 }
 
-#[test]
-fn a_step_given_time_never_asks_for_it_again() {
-    let deadlines = [Deadline::At(0), Deadline::At(NOW), Deadline::At(u64::MAX), Deadline::Pending, Deadline::Stale];
-    for kind in Kind::ALL {
-        for in_flight in [0, 1, 2, MAX_PROBES] {
-            for deadline in deadlines {
-                let w = Word { in_flight, ..word(kind) };
-                assert_ne!(Acquire.step(w, seen(deadline), LIMITS), Step::NeedsTime);
-            }
-        }
-    }
-}
-
 // ===== record =====
 
 fn record(admitted: Word, outcome: Outcome, slow: bool) -> Record {
@@ -160,7 +172,7 @@ fn record_of_an_older_generation_is_late_whatever_the_kind() {
             for outcome in OUTCOMES {
                 for slow in [false, true] {
                     let admitted = older(word(admitted_kind));
-                    let step = record(admitted, outcome, slow).step(word(now_kind), None, LIMITS);
+                    let step = record(admitted, outcome, slow).step(word(now_kind), no_time, LIMITS);
                     assert_eq!(go(step), (Change::None, Verdict::Late), "{admitted_kind:?} in {now_kind:?}");
                 }
             }
@@ -174,7 +186,7 @@ fn record_current() {
         let w = word(kind);
         for outcome in OUTCOMES {
             for slow in [false, true] {
-                let (change, verdict) = go(record(w, outcome, slow).step(w, None, LIMITS));
+                let (change, verdict) = go(record(w, outcome, slow).step(w, no_time, LIMITS));
                 match kind {
                     // The policy decides; slowness is its business too.
                     Kind::Closed => {
@@ -216,7 +228,7 @@ fn record_current() {
 #[test]
 fn the_last_needed_probe_success_closes() {
     let w = Word { in_flight: 1, successes: 1, opens: 5, ..word(Kind::HalfOpen) };
-    let (change, verdict) = go(record(w, Outcome::Success, false).step(w, None, LIMITS));
+    let (change, verdict) = go(record(w, Outcome::Success, false).step(w, no_time, LIMITS));
     assert_eq!(verdict, Verdict::Noted);
     let (next, p) = entered(w, change);
     assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::Closed, 0, 0, 0));
@@ -226,7 +238,7 @@ fn the_last_needed_probe_success_closes() {
 #[test]
 fn consecutive_openings_saturate() {
     let w = Word { opens: MAX_OPENS, ..word(Kind::HalfOpen) };
-    let (change, _) = go(record(w, Outcome::Failure, false).step(w, None, LIMITS));
+    let (change, _) = go(record(w, Outcome::Failure, false).step(w, no_time, LIMITS));
     assert_eq!(entered(w, change).0.opens, MAX_OPENS);
 }
 
@@ -237,7 +249,7 @@ fn trip() {
     for kind in Kind::ALL {
         let admitted = word(Kind::Closed);
         let w = word(kind);
-        let (change, verdict) = go(Trip { admitted, retry_after: HINT }.step(w, None, LIMITS));
+        let (change, verdict) = go(Trip { admitted, retry_after: HINT }.step(w, no_time, LIMITS));
         match kind {
             Kind::Closed => {
                 assert_eq!(verdict, Verdict::Noted);
@@ -252,7 +264,7 @@ fn trip() {
             }
         }
         let trip = Trip { admitted: older(admitted), retry_after: None };
-        assert_eq!(go(trip.step(w, None, LIMITS)), (Change::None, Verdict::Late), "a later generation");
+        assert_eq!(go(trip.step(w, no_time, LIMITS)), (Change::None, Verdict::Late), "a later generation");
     }
 }
 
@@ -262,7 +274,7 @@ fn trip() {
 fn abandon() {
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, verdict) = go(Abandon { admitted: w, panicking: false }.step(w, None, LIMITS));
+        let (change, verdict) = go(Abandon { admitted: w, panicking: false }.step(w, no_time, LIMITS));
         match kind {
             Kind::HalfOpen => {
                 assert_eq!((change, verdict), (Change::Probes { in_flight: 0, successes: 0 }, Verdict::Noted))
@@ -272,16 +284,16 @@ fn abandon() {
             }
         }
         let late = Abandon { admitted: older(w), panicking: false };
-        assert_eq!(go(late.step(w, None, LIMITS)), (Change::None, Verdict::Late));
+        assert_eq!(go(late.step(w, no_time, LIMITS)), (Change::None, Verdict::Late));
         for admitted in [w, older(w)] {
             let panicking = Abandon { admitted, panicking: true };
-            assert_eq!(go(panicking.step(w, None, LIMITS)), (Change::None, Verdict::CountAsFailure));
+            assert_eq!(go(panicking.step(w, no_time, LIMITS)), (Change::None, Verdict::CountAsFailure));
         }
     }
     // A half-open word with no probe in flight (the slot was already freed) stays.
     let empty = Word { in_flight: 0, ..word(Kind::HalfOpen) };
     assert_eq!(
-        go(Abandon { admitted: empty, panicking: false }.step(empty, None, LIMITS)),
+        go(Abandon { admitted: empty, panicking: false }.step(empty, no_time, LIMITS)),
         (Change::None, Verdict::Noted)
     );
 }
@@ -299,7 +311,7 @@ fn reset_close_force_open_and_disable_from_every_kind() {
     for kind in Kind::ALL {
         let w = Word { opens: 3, ..word(kind) };
         for (command, to, reason) in cases {
-            let (change, ()) = go(command.step(w, None, LIMITS));
+            let (change, ()) = go(command.step(w, no_time, LIMITS));
             let (next, p) = entered(w, change);
             assert_eq!((next.kind, next.in_flight, next.successes), (to, 0, 0));
             // A close forgets the openings; forcing open or disabling keeps them.
@@ -315,7 +327,7 @@ fn open_for_from_every_kind() {
     let wait = Duration::from_secs(4);
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, ()) = go(Command::OpenFor(wait).step(w, None, LIMITS));
+        let (change, ()) = go(Command::OpenFor(wait).step(w, no_time, LIMITS));
         let (next, p) = entered(w, change);
         assert_eq!((next.kind, next.opens), (Kind::Open, 2));
         // An explicit opening is news even to an open breaker.
@@ -328,11 +340,11 @@ fn hold_open_moves_an_open_deadline_and_opens_anything_else() {
     let wait = Duration::from_secs(4);
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, ()) = go(Command::HoldOpen(wait).step(w, None, LIMITS));
+        let (change, ()) = go(Command::HoldOpen(wait).step(w, no_time, LIMITS));
         match kind {
             Kind::Open => assert_eq!(change, Change::MoveDeadline(wait)),
             Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => {
-                assert_eq!(change, go(Command::OpenFor(wait).step(w, None, LIMITS)).0);
+                assert_eq!(change, go(Command::OpenFor(wait).step(w, no_time, LIMITS)).0);
             }
         }
     }
