@@ -207,6 +207,11 @@ impl OpenWait {
         Ok(())
     }
 
+    /// The wait after a first opening, without jitter (the default probe lease).
+    pub(crate) fn first(&self) -> Duration {
+        self.wait(1, 0).max(Duration::from_millis(1))
+    }
+
     /// The wait after the `opens`-th consecutive opening; `random` is a uniform `u64`.
     pub(crate) fn wait(&self, opens: u32, random: u64) -> Duration {
         let opens = opens.max(1);

@@ -14,6 +14,9 @@ use crate::{
     ConfigError, Error, Metrics, Name, OpenWait, Outcome, OwnedPermit, Permit, Policy, Rejected, Report, State,
 };
 
+/// The default of [`BreakerBuilder::cancel_counts_after`].
+const DEFAULT_CANCEL_COUNTS_AFTER: Duration = Duration::from_secs(1);
+
 /// A circuit breaker: stops calling a service that keeps failing, then lets a few trial
 /// calls through to find out whether it has recovered.
 ///
@@ -51,7 +54,8 @@ use crate::{
 /// | [`policy`](BreakerBuilder::policy) | [`Policy::consecutive_failures(5)`](Policy::consecutive_failures) |
 /// | [`open_wait`](BreakerBuilder::open_wait) | [`OpenWait::fixed`] 30 s |
 /// | [`half_open_probes`](BreakerBuilder::half_open_probes) | 1 |
-/// | [`probe_lease`](BreakerBuilder::probe_lease) | 60 s |
+/// | [`probe_lease`](BreakerBuilder::probe_lease) | the first open wait (30 s) |
+/// | [`cancel_counts_after`](BreakerBuilder::cancel_counts_after) | 1 s |
 /// | [`retry_after_limit`](BreakerBuilder::retry_after_limit) | 5 min |
 /// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`] |
 ///
@@ -367,7 +371,8 @@ pub struct BreakerBuilder {
     policy: Policy,
     open_wait: OpenWait,
     probes: u32,
-    probe_lease: Duration,
+    probe_lease: Option<Duration>,
+    cancel_counts_after: Option<Duration>,
     retry_after_limit: Duration,
     clock: Option<AnyClock>,
     listeners: Listeners,
@@ -381,7 +386,8 @@ impl BreakerBuilder {
             policy: Policy::default(),
             open_wait: OpenWait::default(),
             probes: 1,
-            probe_lease: Duration::from_secs(60),
+            probe_lease: None,
+            cancel_counts_after: Some(DEFAULT_CANCEL_COUNTS_AFTER),
             retry_after_limit: Duration::from_secs(300),
             clock: None,
             listeners: Listeners::default(),
@@ -417,13 +423,44 @@ impl BreakerBuilder {
         self
     }
 
-    /// How long half-open probes may stay silent. When every slot is taken and the
-    /// lease has run out, the next call starts a new round of probes and the silent
-    /// ones no longer count, so a hung probe can never wedge the breaker half-open.
-    /// Greater than zero.
+    /// How long each half-open probe may stay silent, from its own admission. When every
+    /// probe slot is taken and a probe has been silent past its lease, the next call
+    /// takes its slot: the silent probe stops counting (its report, if it ever comes,
+    /// changes nothing), and never more than `half_open_probes` probes are live at once.
+    /// So a hung probe delays recovery by one lease, never wedges it. Greater than zero.
+    ///
+    /// Default: the first open wait (the fixed wait, or the base of an exponential one):
+    /// a probe silent as long as the breaker was open has failed in all but name. Set it
+    /// to the longest a healthy call can take if that is longer.
     #[must_use]
     pub fn probe_lease(mut self, lease: Duration) -> Self {
-        self.probe_lease = lease;
+        self.probe_lease = Some(lease);
+        self
+    }
+
+    /// The cancellation rule: a permit dropped without a report after it has been in
+    /// flight at least this long counts as a failure; one dropped sooner counts nothing.
+    /// `None`: a dropped permit never counts.
+    ///
+    /// Why: the idiomatic Rust deadline, `tokio::time::timeout(d, breaker.call_async(..))`
+    /// (or any future dropped by a `select!`), cancels the call by dropping it. Without
+    /// this rule a hung service never trips a closed breaker, and in half-open each
+    /// timed-out probe frees its slot for the next, one request at a time, forever.
+    /// With it, a caller that waited this long and gave up counts against the service,
+    /// while a caller that changes its mind quickly (a hedged request, a user who
+    /// navigated away) counts nothing. A dropped probe that counts reopens the breaker,
+    /// as any failed probe does.
+    ///
+    /// Where to put the timeout: inside the breaker (a client timeout, or
+    /// `breakerbox-http`'s `timeout`), its expiry is a reported failure and this rule is
+    /// not needed; outside it (`tokio::time::timeout` around the call), this rule counts
+    /// it if it fired after at least this long. Admissions are stamped on a clock with
+    /// a 5 ms tick (shared, one relaxed load) unless the policy times calls anyway.
+    ///
+    /// Default: 1 s.
+    #[must_use]
+    pub fn cancel_counts_after(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.cancel_counts_after = after.into();
         self
     }
 
@@ -482,8 +519,10 @@ impl BreakerBuilder {
         if self.probes == 0 || self.probes > MAX_PROBES {
             return Err(ConfigError::new("half_open_probes", self.probes, format!("from 1 to {MAX_PROBES}")));
         }
-        if self.probe_lease.is_zero() {
-            return Err(ConfigError::new("probe_lease", self.probe_lease, "a duration greater than zero"));
+        if let Some(lease) = self.probe_lease
+            && lease.is_zero()
+        {
+            return Err(ConfigError::new("probe_lease", lease, "a duration greater than zero"));
         }
         Ok(())
     }
@@ -502,7 +541,8 @@ impl BreakerBuilder {
             policy: &self.policy,
             open_wait: self.open_wait.clone(),
             probes: self.probes,
-            probe_lease: self.probe_lease,
+            probe_lease: self.probe_lease.unwrap_or_else(|| self.open_wait.first()),
+            cancel_after: self.cancel_counts_after,
             retry_after_limit: self.retry_after_limit,
             clock: self.clock.clone().unwrap_or_default(),
             listeners: self.listeners.clone(),

@@ -129,6 +129,19 @@ impl AnyClock {
     }
 }
 
+impl AnyClock {
+    /// The clock that times permits in flight (the cancellation rule): this one, except
+    /// that a [`MonotonicClock`] is replaced by a shared [`CoarseClock`], one relaxed
+    /// load a read instead of a system clock read on every admission. Ages are compared
+    /// with the cancellation threshold (a second or so), so 5 ms of resolution is plenty.
+    pub(crate) fn for_ages(&self) -> Self {
+        match &self.source {
+            Source::Monotonic(_) => Self { source: Source::Coarse(CoarseClock::for_ages()) },
+            Source::Coarse(_) | Source::Manual(_) | Source::Custom(_) => self.clone(),
+        }
+    }
+}
+
 impl Default for AnyClock {
     /// A [`MonotonicClock`].
     fn default() -> Self {

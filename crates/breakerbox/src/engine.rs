@@ -22,8 +22,8 @@ use crate::policy::tracker::Tracker;
 use crate::state::kind::Kind;
 use crate::state::packed::{self, Deadline, Word};
 use crate::state::transition::{
-    Abandon, Acquire, Admission, Change, Command, DeadlineFrom, Enter, Limits, Record, Rejection, Rule, Seen, Step,
-    Trip, Verdict, observed,
+    Abandon, Acquire, Admission, Change, Command, DeadlineFrom, Limits, Publish, Record, Rejection, Rule, Seen, Step,
+    Trip, Verdict, abandon_counts_as_failure, observed,
 };
 use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
@@ -46,6 +46,9 @@ pub(crate) struct Engine {
     /// The consecutive failures that last tripped the breaker, until it closes (for
     /// `Metrics::consecutive_failures` while open).
     trip_streak: AtomicU64,
+    /// One slot per half-open probe: `FREE`, or the stamp of the probe that holds it
+    /// (its generation's tag and the end of its lease, packed as a deadline word).
+    probe_slots: Box<[AtomicU64]>,
     /// A counter for jitter.
     random: AtomicU64,
     tracker: Tracker,
@@ -53,6 +56,15 @@ pub(crate) struct Engine {
     pub(crate) name: Name,
     limits: Limits,
     probe_lease: u64,
+    /// The cancellation rule: a permit dropped unreported after this long (nanoseconds
+    /// of `age_clock`) counts as a failure.
+    cancel_after: Option<u64>,
+    /// The clock that stamps admissions: the breaker's own when the policy times calls,
+    /// else a cheap one for permit ages (see `AnyClock::for_ages`).
+    age_clock: AnyClock,
+    /// Whether admissions are stamped at all (a policy that times calls, or the
+    /// cancellation rule).
+    stamps_start: bool,
     open_wait: OpenWait,
     retry_after_limit: Duration,
     pub(crate) clock: AnyClock,
@@ -70,18 +82,25 @@ pub(crate) struct Settings<'a> {
     pub(crate) open_wait: OpenWait,
     pub(crate) probes: u32,
     pub(crate) probe_lease: Duration,
+    pub(crate) cancel_after: Option<Duration>,
     pub(crate) retry_after_limit: Duration,
     pub(crate) clock: AnyClock,
     pub(crate) listeners: Listeners,
 }
 
 /// What an admission hands to its permit: the state word it was admitted under (its
-/// kind and generation are what matter) and, if the policy times calls, the start.
+/// kind and generation are what matter; a probe's carries its slot in the `in_flight`
+/// field, which means nothing else to a permit), the start if admissions are stamped,
+/// and a probe's slot stamp (0 for other permits).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ticket {
     pub(crate) word: u64,
     start: u64,
+    stamp: u64,
 }
+
+/// A probe slot no probe holds.
+const FREE: u64 = u64::MAX;
 
 impl Ticket {
     /// The state the call was admitted in.
@@ -95,6 +114,9 @@ impl Engine {
         let base = s.clock.now();
         let tracker = Tracker::new(s.policy);
         let fast_success = !tracker.needs_time && tracker.streak_only() && s.listeners.outcome.is_empty();
+        let age_clock =
+            if tracker.needs_time || s.cancel_after.is_none() { s.clock.clone() } else { s.clock.for_ages() };
+        let stamps_start = tracker.needs_time || s.cancel_after.is_some();
         Self {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),
             deadline: AtomicU64::new(0),
@@ -102,6 +124,7 @@ impl Engine {
             base,
             opens: AtomicU64::new(0),
             trip_streak: AtomicU64::new(0),
+            probe_slots: (0..s.probes).map(|_| AtomicU64::new(FREE)).collect(),
             random: AtomicU64::new(0),
             tracker,
             stats: Stats::new(),
@@ -109,6 +132,9 @@ impl Engine {
             name: s.name,
             limits: Limits { probes: s.probes },
             probe_lease: nanos(s.probe_lease),
+            cancel_after: s.cancel_after.map(nanos),
+            age_clock,
+            stamps_start,
             open_wait: s.open_wait,
             retry_after_limit: s.retry_after_limit,
             clock: s.clock,
@@ -139,10 +165,15 @@ impl Engine {
     /// decision and the word it was made on (after the change). `now` is the clock if
     /// the caller has read it; the rules read it, through `seen`, at most once more.
     #[inline]
-    fn apply<R: Rule>(&self, mut cur: u64, rule: &R, mut now: Option<u64>) -> (R::Decision, u64) {
+    fn apply<R: Rule>(&self, mut cur: u64, rule: &R, now: &mut Option<u64>) -> (R::Decision, u64) {
         loop {
             let w = Word::unpack(cur);
-            let seen = || Seen { now: *now.get_or_insert_with(|| self.now()), deadline: self.deadline(w.generation) };
+            let seen = || {
+                let now = *now.get_or_insert_with(|| self.now());
+                // Only a half-open word has probe leases to look at.
+                let earliest_lease = if w.kind == Kind::HalfOpen { self.earliest_lease(w.generation) } else { None };
+                Seen { now, deadline: self.deadline(w.generation), earliest_lease }
+            };
             let (change, decision) = match rule.step(w, seen, self.limits) {
                 Step::Go { change, decision } => (change, decision),
                 Step::Reload { otherwise } => match self.reload(cur) {
@@ -167,7 +198,7 @@ impl Engine {
             match self.cas(cur, next) {
                 Ok(()) => {
                     if let Change::Enter(enter) = change {
-                        self.publish(w, enter, now);
+                        self.publish(w, enter.next(), enter.publish(), *now);
                     }
                     return (decision, next.pack());
                 }
@@ -199,9 +230,7 @@ impl Engine {
     /// its tag), the opening, the clock of the state, and the event. Runs after the
     /// swap, outside any loop.
     #[inline(never)]
-    fn publish(&self, prev: Word, enter: Enter, now: Option<u64>) {
-        let next = enter.next();
-        let publish = enter.publish();
+    fn publish(&self, prev: Word, next: Word, publish: Publish, now: Option<u64>) {
         let now = now.unwrap_or_else(|| self.now());
         let (deadline, open_for) = match publish.deadline {
             DeadlineFrom::OpenWait { hint } => {
@@ -209,11 +238,13 @@ impl Engine {
                 (now.saturating_add(nanos(wait)), Some(wait))
             }
             DeadlineFrom::Explicit(wait) => (now.saturating_add(nanos(wait)), Some(wait)),
-            DeadlineFrom::Lease => (now.saturating_add(self.probe_lease), None),
             // No time to keep, but the tag must follow the generation (see packed.rs).
             DeadlineFrom::TagOnly => (now, None),
         };
         self.store_deadline(next.generation, deadline);
+        if next.kind == Kind::HalfOpen && next.generation != prev.generation {
+            self.clear_stale_probes(next.generation);
+        }
         if publish.counts_opening {
             self.opens.fetch_add(1, Ordering::Relaxed);
         }
@@ -296,6 +327,90 @@ impl Engine {
         packed::read_deadline(self.deadline.load(Ordering::Acquire), generation, self.base)
     }
 
+    // ===== probe slots =====
+
+    /// The stamp of a probe of `generation` admitted at `now`: its tag and the end of
+    /// its lease, never `FREE`.
+    fn stamp(&self, generation: u64, now: u64) -> u64 {
+        packed::pack_deadline(generation, now.saturating_add(self.probe_lease), self.base).min(FREE - 1)
+    }
+
+    /// Whether a slot holds a probe of `generation`.
+    fn holds(&self, raw: u64, generation: u64) -> bool {
+        raw != FREE && packed::deadline_for(raw, generation, self.base).is_some()
+    }
+
+    /// Frees the slots still stamped by older generations (their probes' reports are
+    /// late anyway), so that tags never stay long enough to alias. Runs when a new
+    /// half-open generation is published; a slot a new probe has taken meanwhile keeps
+    /// its stamp.
+    fn clear_stale_probes(&self, generation: u64) {
+        for slot in self.probe_slots.iter() {
+            let cur = slot.load(Ordering::Acquire);
+            if cur != FREE && !self.holds(cur, generation) {
+                let _ = slot.compare_exchange(cur, FREE, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The earliest lease end among the probes of `generation`.
+    fn earliest_lease(&self, generation: u64) -> Option<u64> {
+        self.probe_slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Acquire))
+            .filter(|raw| *raw != FREE)
+            .filter_map(|raw| packed::deadline_for(raw, generation, self.base))
+            .min()
+    }
+
+    /// Gives an admitted probe of `generation` a slot. One is always free: the word
+    /// admitted this probe only with a slot to spare (probes in flight never outnumber
+    /// the slots, and a probe frees its slot before it leaves the count).
+    fn claim_probe(&self, generation: u64, now: u64) -> (usize, u64) {
+        let stamp = self.stamp(generation, now);
+        loop {
+            for (i, slot) in self.probe_slots.iter().enumerate() {
+                let cur = slot.load(Ordering::Acquire);
+                // AcqRel: the slot passes from a finished probe to this one.
+                if !self.holds(cur, generation)
+                    && slot.compare_exchange(cur, stamp, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+                {
+                    return (i, stamp);
+                }
+            }
+            // Another probe admitted at the same time took the slot we saw; ours is
+            // about to come free.
+            crate::sync::spin_loop();
+        }
+    }
+
+    /// Takes the slot of the probe of `generation` whose lease ended first (the lowest
+    /// slot on a tie), if it is still there: it may have reported, or another call may
+    /// have taken it, since it was seen (then `None`, and the caller looks again).
+    fn take_over_probe(&self, generation: u64, now: u64) -> Option<(usize, u64)> {
+        let (i, raw) = self
+            .probe_slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Acquire))
+            .enumerate()
+            .filter(|(_, raw)| *raw != FREE)
+            .filter_map(|(i, raw)| packed::deadline_for(raw, generation, self.base).map(|lease| (i, raw, lease)))
+            .filter(|(_, _, lease)| now >= *lease)
+            .min_by_key(|(i, _, lease)| (*lease, *i))
+            .map(|(i, raw, _)| (i, raw))?;
+        let stamp = self.stamp(generation, now);
+        self.probe_slots[i].compare_exchange(raw, stamp, Ordering::AcqRel, Ordering::Relaxed).ok().map(|_| (i, stamp))
+    }
+
+    /// Frees a probe's slot if it still holds it; false if it lost it (to a call that
+    /// took it over after its lease), which makes its report late.
+    fn release_probe(&self, ticket: Ticket) -> bool {
+        let slot = Word::unpack(ticket.word).in_flight as usize;
+        self.probe_slots
+            .get(slot)
+            .is_some_and(|s| s.compare_exchange(ticket.stamp, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+    }
+
     // ===== admission =====
 
     /// Admits a call, or returns its rejection packed in one word (see
@@ -307,15 +422,48 @@ impl Engine {
         // word, and keeps the deadline load of the slow path after this load.
         let cur = self.word.load(Ordering::Acquire);
         // Closed and Disabled admit without condition: one load, one bit test.
-        let word = if Word::admits_freely(cur) { cur } else { self.acquire_slow(cur)? };
-        let start = if self.tracker.needs_time { self.now() } else { 0 };
-        Ok(Ticket { word, start })
+        if Word::admits_freely(cur) {
+            return Ok(Ticket { word: cur, start: self.start(), stamp: 0 });
+        }
+        self.acquire_slow(cur)
     }
 
-    fn acquire_slow(&self, cur: u64) -> Result<u64, u64> {
-        match self.apply(cur, &Acquire, None) {
-            (Admission::Admit, word) => Ok(word),
-            (Admission::Reject(r), _) => Err(self.reject(r)),
+    /// The admission's stamp, if admissions are stamped.
+    #[inline(always)]
+    fn start(&self) -> u64 {
+        if self.stamps_start { self.age_clock.now() } else { 0 }
+    }
+
+    fn acquire_slow(&self, mut cur: u64) -> Result<Ticket, u64> {
+        let mut now = None;
+        loop {
+            let (admission, word) = self.apply(cur, &Acquire, &mut now);
+            let (slot, stamp) = match admission {
+                Admission::Admit => return Ok(Ticket { word, start: self.start(), stamp: 0 }),
+                Admission::Reject(r) => return Err(self.reject(r)),
+                Admission::Probe => {
+                    let t = *now.get_or_insert_with(|| self.now());
+                    self.claim_probe(Word::generation_of(word), t)
+                }
+                Admission::TakeOver(publish) => {
+                    let t = *now.get_or_insert_with(|| self.now());
+                    match self.take_over_probe(Word::generation_of(word), t) {
+                        Some(taken) => {
+                            let w = Word::unpack(word);
+                            self.publish(w, w, publish, now);
+                            taken
+                        }
+                        // The silent probe reported or was taken over meanwhile: look again.
+                        None => {
+                            cur = self.word.load(Ordering::Acquire);
+                            continue;
+                        }
+                    }
+                }
+            };
+            // The probe's slot rides in the ticket's `in_flight` field.
+            let word = Word { in_flight: slot as u32, ..Word::unpack(word) }.pack();
+            return Ok(Ticket { word, start: self.start(), stamp });
         }
     }
 
@@ -383,19 +531,21 @@ impl Engine {
         self.stats.outcome(report.outcome, slow);
         self.telemetry.outcome(report.outcome, slow);
         let admitted = Word::unpack(ticket.word);
-        let record = Record { admitted, outcome: report.outcome, slow, retry_after: report.retry_after };
-        let (verdict, _) = self.apply(self.word.load(Ordering::Acquire), &record, now);
+        let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
+        let record = Record { admitted, outcome: report.outcome, slow, retry_after: report.retry_after, owned };
+        let mut now = now;
+        let (verdict, _) = self.apply(self.word.load(Ordering::Acquire), &record, &mut now);
         let current = match verdict {
             Verdict::Count { failed } => {
                 let generation = admitted.generation;
                 let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;
                 if self.tracker.record(generation, failed, duration, now.unwrap_or(0), still_current) {
                     let trip = Trip { admitted, retry_after: report.retry_after };
-                    self.apply(self.word.load(Ordering::Acquire), &trip, now);
+                    self.apply(self.word.load(Ordering::Acquire), &trip, &mut now);
                 }
                 true
             }
-            Verdict::Noted | Verdict::CountAsFailure => true,
+            Verdict::Noted => true,
             Verdict::Late => false,
         };
         if !self.listeners.outcome.is_empty() {
@@ -412,18 +562,24 @@ impl Engine {
 
     /// A permit dropped without a report.
     pub(crate) fn abandon(&self, ticket: Ticket) {
-        let abandon = Abandon { admitted: Word::unpack(ticket.word), panicking: std::thread::panicking() };
-        match self.apply(self.word.load(Ordering::Acquire), &abandon, None) {
-            (Verdict::CountAsFailure, _) => self.complete(ticket, Report::failure()),
-            (Verdict::Count { .. } | Verdict::Noted | Verdict::Late, _) => {}
+        let in_flight_for = match self.cancel_after {
+            Some(_) => self.age_clock.now().saturating_sub(ticket.start),
+            None => 0,
+        };
+        if abandon_counts_as_failure(std::thread::panicking(), in_flight_for, self.cancel_after) {
+            self.complete(ticket, Report::failure());
+            return;
         }
+        let admitted = Word::unpack(ticket.word);
+        let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
+        self.apply(self.word.load(Ordering::Acquire), &Abandon { admitted, owned }, &mut None);
     }
 
     // ===== commands =====
 
     /// Applies a command (reset, close, force open, disable, open for, hold open).
     pub(crate) fn command(&self, command: Command) {
-        self.apply(self.word.load(Ordering::Acquire), &command, None);
+        self.apply(self.word.load(Ordering::Acquire), &command, &mut None);
     }
 
     // ===== observation =====

@@ -80,10 +80,33 @@ impl fmt::Display for Rejected {
             _ => {
                 write!(f, "circuit breaker `{name}` is open")?;
                 match self.retry_after() {
-                    Some(d) => write!(f, "; retry after {d:?}"),
+                    Some(d) => write!(f, "; retry after {}", Rounded(d)),
                     None => Ok(()),
                 }
             }
+        }
+    }
+}
+
+/// A wait as a person reads it: whole milliseconds below a second, tenths of a second
+/// below a minute, whole seconds above (`300ms`, `1.9s`, `95s`), always rounded up so
+/// that retrying after the printed time is never early. `Rejected::retry_after` keeps
+/// the exact value.
+struct Rounded(Duration);
+
+impl fmt::Display for Rounded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos();
+        const MS: u128 = 1_000_000;
+        const TENTH: u128 = 100 * MS;
+        const SECOND: u128 = 1_000 * MS;
+        if nanos < SECOND {
+            write!(f, "{}ms", nanos.div_ceil(MS))
+        } else if nanos < 60 * SECOND {
+            let tenths = nanos.div_ceil(TENTH);
+            write!(f, "{}.{}s", tenths / 10, tenths % 10)
+        } else {
+            write!(f, "{}s", nanos.div_ceil(SECOND))
         }
     }
 }
@@ -102,8 +125,21 @@ impl std::error::Error for Rejected {}
 
 /// The result of a call through a breaker: either the breaker rejected it, or the call
 /// ran and failed with the caller's own error, untouched.
+///
+/// Deliberately not `#[non_exhaustive]`: a call either ran or did not, so a `match` needs
+/// exactly these two arms, and no wildcard arm hides a case.
+///
+/// ```
+/// use breakerbox::{Breaker, Error};
+///
+/// let breaker = Breaker::new();
+/// match breaker.call(|| Err::<(), _>("refused")) {
+///     Ok(()) => {}
+///     Err(Error::Rejected(r)) => println!("not now: {r}"),
+///     Err(Error::Inner(e)) => println!("the call failed: {e}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Error<E> {
     /// The breaker refused the call; the protected code did not run.
     Rejected(Rejected),
@@ -227,3 +263,26 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_print_rounded_up_to_what_a_person_reads() {
+        let cases = [
+            (Duration::from_nanos(1), "1ms"),
+            (Duration::from_nanos(299_562_029), "300ms"),
+            (Duration::from_millis(999), "999ms"),
+            (Duration::from_millis(1_000), "1.0s"),
+            (Duration::from_millis(1_860), "1.9s"),
+            (Duration::from_millis(59_950), "60.0s"),
+            (Duration::from_secs(60), "60s"),
+            (Duration::from_millis(94_001), "95s"),
+            (Duration::from_secs(3_600), "3600s"),
+        ];
+        for (d, s) in cases {
+            assert_eq!(Rounded(d).to_string(), s, "{d:?}");
+        }
+    }
+}

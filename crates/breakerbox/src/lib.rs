@@ -18,7 +18,6 @@
 //!     Ok(n) => println!("{n} in stock"),
 //!     Err(Error::Rejected(r)) => println!("inventory is down; retry in {:?}", r.retry_after()),
 //!     Err(Error::Inner(e)) => println!("this call failed: {e}"),
-//!     Err(_) => unreachable!(),
 //! }
 //! # fn fetch_stock(_: &str) -> Result<u32, std::io::Error> { Ok(7) }
 //! # Ok::<(), breakerbox::ConfigError>(())

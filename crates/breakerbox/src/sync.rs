@@ -12,6 +12,16 @@ pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(breakerbox_loom))]
 pub(crate) use std::thread_local;
 
+/// A pause in a spin loop; under loom, a yield, so that the model lets the thread being
+/// waited for run.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(breakerbox_loom)]
+    loom::thread::yield_now();
+    #[cfg(not(breakerbox_loom))]
+    std::hint::spin_loop();
+}
+
 /// Pads and aligns a value to two cache lines, so that two hot atomics never share one
 /// (128 bytes covers the adjacent-line prefetcher of x86-64 and the 128-byte lines of
 /// Apple silicon).

@@ -120,3 +120,143 @@ fn metrics_report_the_streak_that_opened_the_breaker() {
     b.force_open();
     assert_eq!(b.metrics().consecutive_failures, 0);
 }
+
+// ===== cancellation: timeouts that count =====
+
+/// Polls `fut` once: the call is admitted and in flight.
+fn start<F: std::future::Future>(fut: F) -> std::pin::Pin<Box<F>> {
+    let mut fut = Box::pin(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_pending(), "the hung call is in flight");
+    fut
+}
+
+/// `tokio::time::timeout(d, breaker.call_async(..))` drops the future, and a dropped
+/// permit counted nothing: six timeouts against a hanging service left the breaker
+/// closed with 0 failures. A call dropped after `cancel_counts_after` (1 s by default)
+/// now counts as a failure; one dropped sooner counts nothing.
+#[test]
+fn calls_timed_out_from_outside_trip_a_closed_breaker() {
+    let clock = ManualClock::new();
+    let b = builder(&clock).policy(Policy::consecutive_failures(3)).build().unwrap();
+    let hung = || std::future::pending::<Result<(), std::io::Error>>();
+    // Cancelled quickly (a caller that changed its mind): nothing.
+    drop(start(b.call_async(hung())));
+    assert_eq!(b.metrics().failures, 0);
+    for i in 1..=3 {
+        let call = start(b.call_async(hung()));
+        clock.advance(Duration::from_secs(1)); // the outer timeout fires
+        drop(call);
+        assert_eq!(b.metrics().failures, i);
+    }
+    assert_eq!(b.state(), State::Open, "three timeouts in a row");
+}
+
+/// In half-open each timed-out probe freed its slot for the next, so the breaker fed a
+/// hung service one request at a time forever and never reopened. A probe dropped
+/// after the threshold is a failed probe: the breaker reopens.
+#[test]
+fn a_probe_timed_out_from_outside_reopens() {
+    let clock = ManualClock::new();
+    let b = builder(&clock).policy(Policy::consecutive_failures(1)).build().unwrap();
+    fail_n(&b, 1);
+    clock.advance(WAIT);
+    let probe = start(b.call_async(std::future::pending::<Result<(), std::io::Error>>()));
+    assert_eq!(b.metrics().probes_in_flight, 1);
+    clock.advance(Duration::from_secs(1));
+    drop(probe);
+    assert_eq!((b.state(), b.metrics().opens), (State::Open, 2));
+}
+
+/// `cancel_counts_after(None)` restores "a dropped permit counts nothing".
+#[test]
+fn the_cancellation_rule_can_be_turned_off() {
+    let clock = ManualClock::new();
+    let b = builder(&clock).policy(Policy::consecutive_failures(1)).cancel_counts_after(None).build().unwrap();
+    let permit = b.try_acquire().unwrap();
+    clock.advance(Duration::from_secs(3600));
+    drop(permit);
+    assert_eq!((b.state(), b.metrics().failures), (State::Closed, 0));
+}
+
+// ===== probes: at most `half_open_probes` live at once =====
+
+/// The probe lease ran from entering half-open, not from each probe's admission: with
+/// one probe and a 60 s lease, a probe dropped after 59 s let a second in, and 1 s
+/// later a third was admitted beside it. Each probe's lease now runs from its own
+/// admission.
+#[test]
+fn a_probe_lease_runs_from_the_probes_own_admission() {
+    let clock = ManualClock::new();
+    let b = builder(&clock)
+        .policy(Policy::consecutive_failures(1))
+        .probe_lease(Duration::from_secs(60))
+        .cancel_counts_after(None)
+        .build()
+        .unwrap();
+    fail_n(&b, 1);
+    clock.advance(WAIT);
+    let p1 = b.try_acquire().unwrap();
+    clock.advance(Duration::from_secs(59));
+    drop(p1);
+    let p2 = b.try_acquire().expect("the freed slot");
+    clock.advance(Duration::from_secs(1));
+    assert!(b.try_acquire().is_err(), "p2's own lease has 59 s to go: no second probe");
+    clock.advance(Duration::from_secs(59));
+    let p3 = b.try_acquire().expect("p2 has been silent for its whole lease");
+    p2.success(); // late: it lost its slot
+    assert_eq!(b.state(), State::HalfOpen, "a late probe cannot close the breaker");
+    p3.success();
+    assert_eq!(b.state(), State::Closed);
+}
+
+/// With the default lease (60 s) a single hung probe held the only slot: after the
+/// backend recovered with its first three requests hanging, the breaker rejected every
+/// call for the rest of the run. With defaults, three hung probes now delay closing by
+/// at most three leases (the default lease is the open wait) plus the open wait.
+#[test]
+fn three_hung_probes_delay_recovery_by_at_most_three_leases_and_one_open_wait() {
+    let clock = ManualClock::new();
+    let b = Breaker::builder().clock(clock.clone()).build().unwrap(); // every default
+    fail_n(&b, 5);
+    assert_eq!(b.state(), State::Open);
+    let tripped_at = clock.elapsed();
+    let open_wait = Duration::from_secs(30); // the default
+    let mut hung = Vec::new();
+    let step = Duration::from_millis(100);
+    while b.state() != State::Closed {
+        assert!(clock.elapsed() - tripped_at <= open_wait * 4, "still not closed at {:?}", clock.elapsed());
+        if let Ok(permit) = b.try_acquire_owned() {
+            if hung.len() < 3 {
+                hung.push(permit); // the first three requests to reach it hang
+            } else {
+                permit.success();
+            }
+        }
+        clock.advance(step);
+    }
+    let recovered = clock.elapsed() - step - tripped_at;
+    assert!(recovered <= open_wait + 3 * open_wait, "closed after {recovered:?}");
+    assert!(recovered >= open_wait + 3 * open_wait - step, "each hung probe held its slot for a lease");
+    assert_eq!(b.metrics().probes_in_flight, 0);
+}
+
+// ===== messages =====
+
+/// Rejection messages printed nanosecond noise (`retry after 300.437971ms` for a 300 ms
+/// wait). They now round up to what a person reads; `retry_after()` stays exact.
+#[test]
+fn rejection_messages_round_the_wait() {
+    let clock = ManualClock::new();
+    let b = builder(&clock)
+        .name("inventory")
+        .policy(Policy::consecutive_failures(1))
+        .open_wait(OpenWait::fixed(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    fail_n(&b, 1);
+    clock.advance(Duration::from_nanos(437_971));
+    let rejected = b.try_acquire().unwrap_err();
+    assert_eq!(rejected.to_string(), "circuit breaker `inventory` is open; retry after 300ms");
+    assert_eq!(rejected.retry_after(), Some(Duration::from_nanos(300_000_000 - 437_971)));
+}

@@ -140,10 +140,32 @@ fn probe_lease_decides_when_silent_probes_lose_their_slots() {
     assert!(long.try_acquire().is_err(), "a 5 s lease has not");
     clock.advance(Duration::from_secs(4));
     assert!(long.try_acquire().is_ok());
-    clock.advance(Duration::from_secs(54) + Duration::from_millis(999));
-    assert!(default.try_acquire().is_err(), "the default lease is 60 s");
+    // The default lease is the open wait: 5 s have passed, WAIT is longer.
+    clock.advance(WAIT - Duration::from_secs(5) - MS);
+    assert!(default.try_acquire().is_err(), "the default lease is the open wait");
     clock.advance(MS);
     assert!(default.try_acquire().is_ok());
+}
+
+#[test]
+fn the_default_probe_lease_follows_the_open_wait() {
+    let clock = ManualClock::new();
+    let quick = base(&clock).open_wait(OpenWait::fixed(Duration::from_millis(300))).build().unwrap();
+    let growing =
+        base(&clock).open_wait(OpenWait::exponential(Duration::from_secs(2), Duration::from_secs(60))).build().unwrap();
+    for b in [&quick, &growing] {
+        record_all(b, &[F]);
+    }
+    clock.advance(Duration::from_secs(2));
+    let _silent = [&quick, &growing].map(|b| b.try_acquire_owned().unwrap());
+    clock.advance(Duration::from_millis(300) - MS);
+    assert!(quick.try_acquire().is_err());
+    clock.advance(MS);
+    assert!(quick.try_acquire().is_ok(), "300 ms: the fixed wait");
+    clock.advance(Duration::from_millis(1_700) - MS);
+    assert!(growing.try_acquire().is_err());
+    clock.advance(MS);
+    assert!(growing.try_acquire().is_ok(), "2 s: the exponential wait's base");
 }
 
 #[test]

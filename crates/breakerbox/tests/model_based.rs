@@ -3,8 +3,10 @@
 //! the specification; after every step the admission decision, the state and the
 //! metrics must agree.
 //!
-//! Two machines share the glue: one with a consecutive-failures policy, one with a
-//! failure rate over a count window (alone, or or-ed with a consecutive rule).
+//! Three machines share the glue: one with a consecutive-failures policy, one with a
+//! failure rate over a count window (alone, or or-ed with a consecutive rule), and one
+//! with a failure rate over a time window and a slow-call rule (with or without a
+//! consecutive rule). Every machine draws the probe lease and the cancellation rule.
 //!
 //! Failing cases are persisted under `tests/regressions/` and replayed first.
 //! `PROPTEST_CASES` overrides the number of cases.
@@ -15,7 +17,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use breakerbox::{Breaker, ManualClock, OpenWait, OwnedPermit, Policy, Report, State};
-use model::{MConfig, MOutcome, MRate, MState, MWait, Model, Observed, Op};
+use model::{MConfig, MOutcome, MRate, MSlow, MState, MTimeRate, MWait, Model, Observed, Op};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -49,15 +51,18 @@ impl ReferenceStateMachine for ConsecutiveRef {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Model> {
-        (1u32..=5, 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200)
-            .prop_map(|(threshold, probes, wait, probe_lease_ms, retry_after_limit_ms)| {
+        (1u32..=5, 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy())
+            .prop_map(|(threshold, probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms)| {
                 Model::new(MConfig {
                     consecutive: Some(threshold),
                     rate: None,
+                    time_rate: None,
+                    slow: None,
                     probes,
                     wait,
                     probe_lease_ms,
                     retry_after_limit_ms,
+                    cancel_after_ms,
                 })
             })
             .boxed()
@@ -87,15 +92,18 @@ impl ReferenceStateMachine for RateRef {
         // min_calls at most the window: more is a ConfigError (it could never trip).
         let rate = (1usize..=8).prop_flat_map(|window| (Just(window), 1u64..=window as u64, 0u64..=4));
         let rate = rate.prop_map(|(window, min_calls, quarters)| MRate { window, min_calls, quarters });
-        (rate, proptest::option::of(1u32..=5), 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200)
-            .prop_map(|(rate, consecutive, probes, wait, probe_lease_ms, retry_after_limit_ms)| {
+        (rate, proptest::option::of(1u32..=5), 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy())
+            .prop_map(|(rate, consecutive, probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms)| {
                 Model::new(MConfig {
                     consecutive,
                     rate: Some(rate),
+                    time_rate: None,
+                    slow: None,
                     probes,
                     wait,
                     probe_lease_ms,
                     retry_after_limit_ms,
+                    cancel_after_ms,
                 })
             })
             .boxed()
@@ -112,6 +120,61 @@ impl ReferenceStateMachine for RateRef {
     fn preconditions(state: &Model, op: &Op) -> bool {
         preconditions(state, op)
     }
+}
+
+/// A failure rate over a time window and a slow-call rate over a count window, alone or
+/// or-ed with a consecutive rule.
+struct TimeSlowRef;
+
+impl ReferenceStateMachine for TimeSlowRef {
+    type State = Model;
+    type Transition = Op;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        let time_rate = (1u64..=200, 1u64..=8, 1u64..=6, 0u64..=4)
+            .prop_map(|(span_ms, buckets, min_calls, quarters)| MTimeRate { span_ms, buckets, min_calls, quarters });
+        let slow = (1usize..=8).prop_flat_map(|window| (1u64..=60, Just(window), 1u64..=window as u64, 0u64..=4));
+        let slow = slow.prop_map(|(slower_than_ms, window, min_calls, quarters)| MSlow {
+            slower_than_ms,
+            window,
+            min_calls,
+            quarters,
+        });
+        let rules = (proptest::option::of(time_rate), proptest::option::of(slow), proptest::option::of(1u32..=5))
+            .prop_filter("at least one rule", |(t, s, c)| t.is_some() || s.is_some() || c.is_some());
+        (rules, 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy())
+            .prop_map(|((time_rate, slow, consecutive), probes, wait, probe_lease_ms, retry_after_limit_ms, cancel)| {
+                Model::new(MConfig {
+                    consecutive,
+                    rate: None,
+                    time_rate,
+                    slow,
+                    probes,
+                    wait,
+                    probe_lease_ms,
+                    retry_after_limit_ms,
+                    cancel_after_ms: cancel,
+                })
+            })
+            .boxed()
+    }
+
+    fn transitions(state: &Model) -> BoxedStrategy<Op> {
+        transitions(state)
+    }
+
+    fn apply(state: Model, op: &Op) -> Model {
+        apply(state, op)
+    }
+
+    fn preconditions(state: &Model, op: &Op) -> bool {
+        preconditions(state, op)
+    }
+}
+
+/// The cancellation rule: off, or a threshold near the leases and waits.
+fn cancel_strategy() -> BoxedStrategy<Option<u64>> {
+    proptest::option::weighted(0.7, 0u64..=150).boxed()
 }
 
 /// Outcomes, weighted by where the breaker is, so that runs reach every state often:
@@ -137,19 +200,24 @@ fn transitions(state: &Model) -> BoxedStrategy<Op> {
         // Half the time the newest permit (most often a current one, a probe when
         // half-open), else any, stale ones included.
         let idx = prop_oneof![Just(held - 1), 0..held];
-        let record = (idx.clone(), outcome_strategy(state.state), proptest::option::weighted(0.2, 0u64..=300))
-            .prop_map(|(idx, outcome, hint_ms)| Op::Record {
+        let hint = proptest::option::weighted(0.2, 0u64..=300);
+        // Half the time the breaker times the call; else the caller says how long it took.
+        let duration = proptest::option::weighted(0.5, 0u64..=80);
+        let record = (idx.clone(), outcome_strategy(state.state), hint, duration).prop_map(
+            |(idx, outcome, hint_ms, duration_ms)| Op::Record {
                 idx,
                 outcome,
                 hint_ms: if outcome == MOutcome::Failure { hint_ms } else { None },
-            });
+                duration_ms,
+            },
+        );
         choices.push((8, record.boxed()));
         choices.push((1, idx.prop_map(|idx| Op::Drop { idx }).boxed()));
     }
     // Land exactly on (and just before) the deadlines, where off-by-one errors live.
     let deadline = match state.state {
         MState::Open => Some(state.open_until),
-        MState::HalfOpen => Some(state.lease_until),
+        MState::HalfOpen => state.earliest_lease().map(|(_, until)| until),
         _ => None,
     };
     if let Some(d) = deadline.filter(|d| *d > state.now) {
@@ -194,16 +262,28 @@ fn real_state(s: MState) -> State {
 }
 
 fn build(c: &MConfig, clock: &ManualClock) -> Breaker {
-    let mut policy: Option<Policy> = c.consecutive.map(Policy::consecutive_failures);
+    let mut rules: Vec<Policy> = c.consecutive.map(Policy::consecutive_failures).into_iter().collect();
+    let u32_of = |n: u64| u32::try_from(n).unwrap();
     if let Some(r) = c.rate {
-        let rate = Policy::failure_rate(r.threshold())
+        let rate = Policy::failure_rate(r.quarters as f64 / 4.0)
             .over_calls(u32::try_from(r.window).unwrap())
-            .min_calls(u32::try_from(r.min_calls).unwrap());
-        policy = Some(match policy {
-            Some(p) => p.or(rate),
-            None => rate.into(),
-        });
+            .min_calls(u32_of(r.min_calls));
+        rules.push(rate.into());
     }
+    if let Some(t) = c.time_rate {
+        let rate = Policy::failure_rate(t.quarters as f64 / 4.0)
+            .over_time(Duration::from_millis(t.span_ms))
+            .buckets(u32_of(t.buckets))
+            .min_calls(u32_of(t.min_calls));
+        rules.push(rate.into());
+    }
+    if let Some(s) = c.slow {
+        let slow = Policy::slow_calls(Duration::from_millis(s.slower_than_ms), s.quarters as f64 / 4.0)
+            .over_calls(u32::try_from(s.window).unwrap())
+            .min_calls(u32_of(s.min_calls));
+        rules.push(slow.into());
+    }
+    let policy = (!rules.is_empty()).then(|| Policy::any(rules));
     let wait = match c.wait {
         MWait::Fixed { ms } => OpenWait::fixed(Duration::from_millis(ms)),
         MWait::Exponential { base_ms, max_ms } => {
@@ -216,6 +296,7 @@ fn build(c: &MConfig, clock: &ManualClock) -> Breaker {
         .open_wait(wait)
         .half_open_probes(c.probes)
         .probe_lease(Duration::from_millis(c.probe_lease_ms))
+        .cancel_counts_after(c.cancel_after_ms.map(Duration::from_millis))
         .retry_after_limit(Duration::from_millis(c.retry_after_limit_ms))
         .clock(clock.clone())
         .build()
@@ -261,7 +342,7 @@ where
                     (got, expected) => panic!("acquire: breaker gave {got:?}, model expected {expected:?}"),
                 }
             }
-            Op::Record { idx, outcome, hint_ms } => {
+            Op::Record { idx, outcome, hint_ms, duration_ms } => {
                 let permit = sut.held.remove(idx);
                 let mut report = Report::new(match outcome {
                     MOutcome::Success => breakerbox::Outcome::Success,
@@ -270,6 +351,9 @@ where
                 });
                 if let Some(ms) = hint_ms {
                     report = report.with_retry_after(Duration::from_millis(ms));
+                }
+                if let Some(ms) = duration_ms {
+                    report = report.with_duration(Duration::from_millis(ms));
                 }
                 permit.record(report);
             }
@@ -297,7 +381,8 @@ where
         assert_eq!(m.opens, expected.opens, "metrics.opens");
         assert_eq!(m.probes_in_flight, expected.probes_in_flight, "metrics.probes_in_flight");
         assert_eq!(m.failure_rate, expected.failure_rate, "metrics.failure_rate");
-        assert_eq!(m.slow_calls, 0);
+        assert_eq!(m.slow_calls, expected.slow_calls, "metrics.slow_calls");
+        assert_eq!(m.slow_call_rate, expected.slow_call_rate, "metrics.slow_call_rate");
         assert_eq!(m.time_in_state, expected.time_in_state, "metrics.time_in_state");
         assert!(m.probes_in_flight <= sut.probes, "more probes in flight than slots");
         assert_eq!(sut.held.len(), model.held.len());
@@ -319,4 +404,9 @@ prop_state_machine! {
     /// consecutive rule): the window is exact in serial execution.
     #[test]
     fn breaker_matches_the_model_with_a_count_window_rate_policy(sequential 1..80 => BreakerTest<RateRef>);
+
+    /// The same, with a failure rate over a time window and a slow-call rule (durations
+    /// given by the caller or timed by the breaker), alone or with a consecutive rule.
+    #[test]
+    fn breaker_matches_the_model_with_time_windows_and_slow_calls(sequential 1..80 => BreakerTest<TimeSlowRef>);
 }

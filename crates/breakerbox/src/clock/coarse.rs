@@ -1,5 +1,5 @@
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 /// A clock that costs one relaxed atomic load per read.
@@ -67,6 +67,21 @@ impl CoarseClock {
     /// How often the reading is refreshed.
     pub fn resolution(&self) -> Duration {
         self.shared.resolution
+    }
+
+    /// The process-wide clock that times how long permits have been in flight, for
+    /// breakers on the (precise, ~20 ns a read) [`MonotonicClock`](super::MonotonicClock):
+    /// one thread, ticking every 5 ms, while any breaker holds it; it exits within a
+    /// tick after the last is dropped.
+    pub(crate) fn for_ages() -> Self {
+        static AGES: Mutex<Weak<Shared>> = Mutex::new(Weak::new());
+        let mut ages = AGES.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = ages.upgrade() {
+            return Self { shared };
+        }
+        let clock = Self::new(Duration::from_millis(5));
+        *ages = Arc::downgrade(&clock.shared);
+        clock
     }
 }
 

@@ -12,10 +12,10 @@
 //! ```text
 //!  event         Closed          Open                  HalfOpen                 ForcedOpen  Disabled
 //!  ───────────── ─────────────── ───────────────────── ──────────────────────── ─────────── ─────────
-//!  acquire       admit           wait passed: ▶ HalfOpen a slot free: admit      reject      admit
-//!                                (this call probes)    full, lease passed:
-//!                                else reject           ▶ HalfOpen (new round)
-//!                                                      else reject
+//!  acquire       admit           wait passed: ▶ HalfOpen a slot free: probe      reject      admit
+//!                                (this call probes)    full, a probe silent
+//!                                else reject           past its lease: take
+//!                                                      its slot; else reject
 //!  record        count (policy)  late                  failure, slow: ▶ Open    late        note
 //!                                                      enough successes: ▶ Closed
 //!                                                      ignored: free the slot
@@ -27,8 +27,20 @@
 //! ```
 //!
 //! Records and abandons carry the word their permit was admitted under: one admitted
-//! in an older generation is late and changes nothing. A permit dropped while its
-//! thread panics counts as a failed call.
+//! in an older generation is late and changes nothing, and so is a probe that lost its
+//! slot to another after its lease ran out. A permit dropped while its thread panics,
+//! or after it has been in flight `cancel_counts_after` or longer, counts as a failed
+//! call (`abandon_counts_as_failure`); one dropped sooner counts nothing.
+//!
+//! # Probes and their leases
+//!
+//! At most `half_open_probes` trial calls are live at once, whatever is dropped,
+//! leased out or late. Each probe holds a slot (the engine's probe slots), stamped with
+//! its own lease from its own admission. When every slot is taken and one probe has
+//! been silent past its lease, the next call takes its slot: the silent probe stops
+//! counting (its report, if it comes, is late), successes so far keep counting, and no
+//! new round begins. So behind `k` hung probes a breaker recovers within about `k`
+//! leases (the default lease is the open wait) after the open wait.
 //!
 //! Every new generation is made by [`Change::Enter`], whose [`Publish`] cannot be left
 //! out: a transition that forgets its deadline does not compile.
@@ -53,6 +65,9 @@ pub(crate) struct Seen {
     pub(crate) now: u64,
     /// What the deadline word says about this generation.
     pub(crate) deadline: Deadline,
+    /// The earliest end of the leases of this generation's live probes, in nanoseconds
+    /// (read only for a HalfOpen word).
+    pub(crate) earliest_lease: Option<u64>,
 }
 
 /// The answer of one step.
@@ -120,8 +135,6 @@ pub(crate) enum DeadlineFrom {
     OpenWait { hint: Option<Duration> },
     /// Exactly this wait (`open_for`).
     Explicit(Duration),
-    /// The probe lease.
-    Lease,
     /// No time: only the tag, so that readers know the generation's deadline is stored.
     TagOnly,
 }
@@ -169,10 +182,17 @@ pub(crate) fn observed(kind: Kind, wait_passed: bool) -> crate::State {
 pub(crate) struct Acquire;
 
 /// The answer to [`Acquire`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Admission {
     /// Admitted, under the word after the change.
     Admit,
+    /// Admitted as a half-open probe, under the word after the change: the engine gives
+    /// it a probe slot, stamped with its own lease.
+    Probe,
+    /// Admitted as a probe in the slot of a probe silent past its lease (the slots are
+    /// full; the word does not change). The silent probe no longer counts: its report,
+    /// if it ever comes, is late. The engine publishes this.
+    TakeOver(Publish),
     /// Refused.
     Reject(Rejection),
 }
@@ -185,12 +205,13 @@ impl Rule for Acquire {
         match w.kind {
             Kind::Closed | Kind::Disabled => admit(Change::None),
             Kind::Open => {
-                let Seen { now, deadline } = seen();
+                let Seen { now, deadline, .. } = seen();
                 match deadline {
                     // The wait has passed: this call is the first probe of a new round.
-                    Deadline::At(d) if now >= d => {
-                        admit(enter(w, Kind::HalfOpen, 1, Reason::WaitElapsed, DeadlineFrom::Lease))
-                    }
+                    Deadline::At(d) if now >= d => Step::Go {
+                        change: enter(w, Kind::HalfOpen, 1, Reason::WaitElapsed, DeadlineFrom::TagOnly),
+                        decision: Admission::Probe,
+                    },
                     Deadline::At(d) => reject(Kind::Open, Some(d - now)),
                     // The thread that opened the breaker is storing this generation's
                     // deadline: it cannot have passed yet.
@@ -198,19 +219,28 @@ impl Rule for Acquire {
                     Deadline::Stale => Step::Reload { otherwise: Admission::Reject(rejection(Kind::Open, None)) },
                 }
             }
-            Kind::HalfOpen if w.in_flight + w.successes < limits.probes => {
-                admit(Change::Probes { in_flight: w.in_flight + 1, successes: w.successes })
-            }
+            Kind::HalfOpen if w.in_flight + w.successes < limits.probes => Step::Go {
+                change: Change::Probes { in_flight: w.in_flight + 1, successes: w.successes },
+                decision: Admission::Probe,
+            },
             Kind::HalfOpen => {
-                let Seen { now, deadline } = seen();
-                match deadline {
-                    // Every slot is taken and the probes have been silent past their
-                    // lease: start a new round; the silent ones no longer count.
-                    Deadline::At(lease) if w.in_flight > 0 && now >= lease => {
-                        admit(enter(w, Kind::HalfOpen, 1, Reason::ProbeLeaseExpired, DeadlineFrom::Lease))
+                let Seen { now, deadline, earliest_lease } = seen();
+                match (deadline, earliest_lease) {
+                    (Deadline::Stale, _) => {
+                        Step::Reload { otherwise: Admission::Reject(rejection(Kind::HalfOpen, None)) }
                     }
-                    Deadline::Stale => Step::Reload { otherwise: Admission::Reject(rejection(Kind::HalfOpen, None)) },
-                    Deadline::At(_) | Deadline::Pending => reject(Kind::HalfOpen, None),
+                    // Every slot is taken and a probe has been silent past its own lease:
+                    // this call takes its slot. Never more probes than slots.
+                    (Deadline::At(_) | Deadline::Pending, Some(lease)) if now >= lease => Step::Go {
+                        change: Change::None,
+                        decision: Admission::TakeOver(Publish {
+                            reason: Reason::ProbeLeaseExpired,
+                            deadline: DeadlineFrom::TagOnly,
+                            counts_opening: false,
+                            announce: true,
+                        }),
+                    },
+                    (Deadline::At(_) | Deadline::Pending, Some(_) | None) => reject(Kind::HalfOpen, None),
                 }
             }
             Kind::ForcedOpen => reject(Kind::ForcedOpen, None),
@@ -245,6 +275,9 @@ pub(crate) struct Record {
     pub(crate) slow: bool,
     /// The failure's retry-after hint, if it opens the breaker.
     pub(crate) retry_after: Option<Duration>,
+    /// For a probe: whether it still held its slot when it reported (a probe silent past
+    /// its lease has lost it to another). Always true for other permits.
+    pub(crate) owned: bool,
 }
 
 /// The answer to [`Record`], [`Trip`] and [`Abandon`].
@@ -256,8 +289,6 @@ pub(crate) enum Verdict {
     Noted,
     /// Admitted in an older generation: it counts in the metrics only.
     Late,
-    /// A permit dropped while its thread panics: record it as a failed call.
-    CountAsFailure,
 }
 
 impl Rule for Record {
@@ -273,7 +304,7 @@ impl Rule for Record {
                 (true, Outcome::Success) => noted(Change::None, Verdict::Count { failed: false }),
                 (true, Outcome::Failure) => noted(Change::None, Verdict::Count { failed: true }),
             },
-            Kind::HalfOpen if !current => noted(Change::None, Verdict::Late),
+            Kind::HalfOpen if !(current && self.owned) => noted(Change::None, Verdict::Late),
             Kind::HalfOpen => {
                 let freed = w.in_flight.saturating_sub(1);
                 let change = match self.outcome {
@@ -328,12 +359,26 @@ impl Rule for Trip {
     }
 }
 
-/// A permit dropped without a report.
+/// Whether a permit dropped without a report counts as a failed call: when its thread
+/// is panicking (the protected call panicked), or when it has been in flight at least
+/// `cancel_after` (the cancellation rule: a caller that gave up after that long, behind
+/// its own timeout, met a hung service). A permit dropped sooner counts nothing: the
+/// caller changed its mind, the service said nothing.
+pub(crate) const fn abandon_counts_as_failure(panicking: bool, in_flight_for: u64, cancel_after: Option<u64>) -> bool {
+    panicking
+        || match cancel_after {
+            Some(after) => in_flight_for >= after,
+            None => false,
+        }
+}
+
+/// A permit dropped without a report that counts nothing (see
+/// [`abandon_counts_as_failure`] for the ones that count as failures).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Abandon {
     pub(crate) admitted: Word,
-    /// Whether its thread is panicking (the protected call panicked).
-    pub(crate) panicking: bool,
+    /// For a probe: whether it still held its slot (as in [`Record::owned`]).
+    pub(crate) owned: bool,
 }
 
 impl Rule for Abandon {
@@ -341,10 +386,7 @@ impl Rule for Abandon {
 
     #[inline]
     fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<Verdict> {
-        if self.panicking {
-            return noted(Change::None, Verdict::CountAsFailure);
-        }
-        let current = w.generation == self.admitted.generation;
+        let current = w.generation == self.admitted.generation && self.owned;
         match self.admitted.kind {
             // A probe that will never report frees its slot, counting nothing.
             Kind::HalfOpen if current && w.in_flight > 0 => {

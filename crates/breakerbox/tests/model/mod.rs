@@ -17,12 +17,26 @@
 //!   millisecond. The first acquire once it has passed moves to HalfOpen and takes a
 //!   probe slot; `state()` already reports HalfOpen before that.
 //! - HalfOpen admits while in_flight + successes < probes; closes after `probes`
-//!   successes; any failure reopens; ignored or dropped frees the slot. If every slot is
-//!   taken and the probe lease has run out, the next acquire starts a new round.
+//!   successes; any failure reopens; ignored or dropped frees the slot. Probes sit in
+//!   numbered slots (a new probe takes the lowest free one), each with its own lease
+//!   from its own admission (deadline rounded up to the millisecond). If every slot is
+//!   taken and a probe's lease has run out, the next acquire takes the slot of the
+//!   probe whose lease ended first (the lowest slot on a tie): that probe no longer
+//!   counts, and its report or drop is stale. Successes so far still count.
+//! - A permit dropped without a report after it has been in flight at least the
+//!   cancellation threshold is recorded as a failure; dropped sooner it counts nothing.
 //! - Every transition starts a new generation; a permit's report from an older
 //!   generation is counted in the totals and changes nothing else.
 //! - reset() closes (consecutive openings back to 0), force_open() rejects everything,
 //!   disable() admits everything and never trips.
+//! - A time window of `span` in `buckets`: a call recorded at time t falls in bucket
+//!   t / (span / buckets); the window at time now holds the buckets from
+//!   now / width - buckets + 1 to now / width.
+//! - A call is slow if its duration (given with the report, or from admission to
+//!   report) is at least the slow-call threshold; an ignored call is never slow. The
+//!   slow-call rule keeps the last N counted outcomes (slow or not) and, when a slow
+//!   call is recorded, trips if calls >= min_calls and slow / calls >= threshold. In
+//!   half-open a slow success is a failed probe.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -79,10 +93,23 @@ pub(crate) struct MRate {
     pub(crate) quarters: u64,
 }
 
-impl MRate {
-    pub(crate) fn threshold(self) -> f64 {
-        self.quarters as f64 / 4.0
-    }
+/// A failure-rate rule over a time window of `span_ms` in `buckets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MTimeRate {
+    pub(crate) span_ms: u64,
+    pub(crate) buckets: u64,
+    pub(crate) min_calls: u64,
+    pub(crate) quarters: u64,
+}
+
+/// A slow-call rule: calls of `slower_than_ms` or more are slow; a rate over the last
+/// `window` calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MSlow {
+    pub(crate) slower_than_ms: u64,
+    pub(crate) window: usize,
+    pub(crate) min_calls: u64,
+    pub(crate) quarters: u64,
 }
 
 /// The breaker's settings.
@@ -90,19 +117,28 @@ impl MRate {
 pub(crate) struct MConfig {
     /// The consecutive-failures threshold, if the policy has that rule.
     pub(crate) consecutive: Option<u32>,
-    /// The failure-rate rule, if the policy has one.
+    /// The failure-rate rule over a count window, if the policy has one.
     pub(crate) rate: Option<MRate>,
+    /// The failure-rate rule over a time window, if the policy has one (never together
+    /// with `rate`: the metrics report the first failure-rate rule).
+    pub(crate) time_rate: Option<MTimeRate>,
+    /// The slow-call rule, if the policy has one.
+    pub(crate) slow: Option<MSlow>,
     pub(crate) probes: u32,
     pub(crate) wait: MWait,
     pub(crate) probe_lease_ms: u64,
     pub(crate) retry_after_limit_ms: u64,
+    /// The cancellation rule's threshold, if on.
+    pub(crate) cancel_after_ms: Option<u64>,
 }
 
 /// A permit the model handed out: the generation and state it was admitted in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MPermit {
+    pub(crate) id: u64,
     pub(crate) generation: u64,
     pub(crate) admitted_in: MState,
+    pub(crate) admitted_at: u64,
 }
 
 /// What the last operation observed.
@@ -122,6 +158,8 @@ pub(crate) enum Op {
         idx: usize,
         outcome: MOutcome,
         hint_ms: Option<u64>,
+        /// The duration reported with the outcome; `None`: the breaker times the call.
+        duration_ms: Option<u64>,
     },
     /// Drops the `idx`-th held permit without a report.
     Drop {
@@ -145,6 +183,8 @@ pub(crate) struct MMetrics {
     pub(crate) opens: u64,
     pub(crate) probes_in_flight: u32,
     pub(crate) failure_rate: Option<f64>,
+    pub(crate) slow_calls: u64,
+    pub(crate) slow_call_rate: Option<f64>,
     pub(crate) time_in_state: Duration,
 }
 
@@ -158,8 +198,10 @@ pub(crate) struct Model {
     pub(crate) generation: u64,
     /// When the open wait ends (Open only).
     pub(crate) open_until: u64,
-    /// When the probe lease ends (HalfOpen only).
-    pub(crate) lease_until: u64,
+    /// The probe slots (HalfOpen only): the permit holding each, and when its lease ends.
+    pub(crate) slots: Vec<Option<(u64, u64)>>,
+    /// The id of the next permit.
+    pub(crate) next_id: u64,
     /// When the current state was entered.
     pub(crate) entered_at: u64,
     pub(crate) in_flight: u32,
@@ -170,6 +212,11 @@ pub(crate) struct Model {
     pub(crate) trip_streak: u32,
     /// The last counted outcomes of this closed generation, true for a failure.
     pub(crate) window: VecDeque<bool>,
+    /// The counted outcomes of this closed generation: when, and whether they failed.
+    pub(crate) timed: Vec<(u64, bool)>,
+    /// The last counted outcomes of this closed generation, true for a slow call.
+    pub(crate) slow_window: VecDeque<bool>,
+    pub(crate) slow_calls: u64,
     pub(crate) successes: u64,
     pub(crate) failures: u64,
     pub(crate) ignored: u64,
@@ -195,7 +242,8 @@ impl Model {
             state: MState::Closed,
             generation: 0,
             open_until: 0,
-            lease_until: 0,
+            slots: vec![None; config.probes as usize],
+            next_id: 0,
             entered_at: 0,
             in_flight: 0,
             probe_successes: 0,
@@ -203,6 +251,9 @@ impl Model {
             streak: 0,
             trip_streak: 0,
             window: VecDeque::new(),
+            timed: Vec::new(),
+            slow_window: VecDeque::new(),
+            slow_calls: 0,
             successes: 0,
             failures: 0,
             ignored: 0,
@@ -225,11 +276,19 @@ impl Model {
         let state = self.observed_state();
         let since =
             if self.state == MState::Open && state == MState::HalfOpen { self.open_until } else { self.entered_at };
-        let failure_rate = self.config.rate.map(|_| {
-            let calls = self.window.len() as u64;
-            let failures = self.window.iter().filter(|f| **f).count() as u64;
-            if calls == 0 { 0.0 } else { failures as f64 / calls as f64 }
-        });
+        let ratio = |bad: u64, calls: u64| if calls == 0 { 0.0 } else { bad as f64 / calls as f64 };
+        let failure_rate = match (self.config.rate, self.config.time_rate) {
+            (Some(_), _) => Some(ratio(self.window.iter().filter(|f| **f).count() as u64, self.window.len() as u64)),
+            (None, Some(t)) => {
+                let (calls, failures) = self.in_time_window(t);
+                Some(ratio(failures, calls))
+            }
+            (None, None) => None,
+        };
+        let slow_call_rate = self
+            .config
+            .slow
+            .map(|_| ratio(self.slow_window.iter().filter(|s| **s).count() as u64, self.slow_window.len() as u64));
         MMetrics {
             state,
             successes: self.successes,
@@ -244,8 +303,21 @@ impl Model {
             opens: self.opens,
             probes_in_flight: if self.state == MState::HalfOpen { self.in_flight } else { 0 },
             failure_rate,
+            slow_calls: self.slow_calls,
+            slow_call_rate,
             time_in_state: Duration::from_nanos(self.now.saturating_sub(since)),
         }
+    }
+
+    /// The calls and failures of this closed generation in the time window at `now`.
+    fn in_time_window(&self, t: MTimeRate) -> (u64, u64) {
+        let width = (u128::from(t.span_ms) * u128::from(NANOS_PER_MS) / u128::from(t.buckets)).max(1);
+        let bucket = |at: u64| u128::from(at) / width;
+        let newest = bucket(self.now);
+        let oldest = newest.saturating_sub(u128::from(t.buckets) - 1);
+        let inside: Vec<bool> =
+            self.timed.iter().filter(|(at, _)| (oldest..=newest).contains(&bucket(*at))).map(|(_, f)| *f).collect();
+        (inside.len() as u64, inside.iter().filter(|f| **f).count() as u64)
     }
 
     /// Applies one operation.
@@ -261,9 +333,10 @@ impl Model {
                     Err((state, retry_after)) => Observed::Rejected { state, retry_after },
                 };
             }
-            Op::Record { idx, outcome, hint_ms } => {
+            Op::Record { idx, outcome, hint_ms, duration_ms } => {
                 let p = self.held.remove(idx);
-                self.record(p, outcome, hint_ms.map(|ms| ms * NANOS_PER_MS));
+                let duration = duration_ms.map_or(self.now - p.admitted_at, |ms| ms * NANOS_PER_MS);
+                self.record(p, outcome, hint_ms.map(|ms| ms * NANOS_PER_MS), duration);
             }
             Op::Drop { idx } => {
                 let p = self.held.remove(idx);
@@ -284,6 +357,7 @@ impl Model {
         if state == MState::Closed {
             self.trip_streak = 0;
         }
+        self.slots.iter_mut().for_each(|s| *s = None);
         self.state = state;
         self.generation += 1;
         self.entered_at = self.now;
@@ -291,45 +365,75 @@ impl Model {
         self.probe_successes = 0;
         self.streak = 0;
         self.window.clear();
+        self.timed.clear();
+        self.slow_window.clear();
     }
 
     fn acquire(&mut self) -> Result<MPermit, (MState, Option<Duration>)> {
         match self.state {
             MState::Closed | MState::Disabled => Ok(self.permit()),
             MState::Open if self.now >= self.open_until => {
-                self.enter_half_open();
+                self.enter(MState::HalfOpen);
                 self.in_flight = 1;
-                Ok(self.permit())
+                Ok(self.probe(None))
             }
             MState::Open => self.reject(MState::Open, Some(Duration::from_nanos(self.open_until - self.now))),
             MState::HalfOpen if self.in_flight + self.probe_successes < self.config.probes => {
                 self.in_flight += 1;
-                Ok(self.permit())
+                Ok(self.probe(None))
             }
-            MState::HalfOpen if self.now >= self.lease_until => {
-                // Every slot is taken and the lease ran out: a new round.
-                self.enter_half_open();
-                self.in_flight = 1;
-                Ok(self.permit())
+            MState::HalfOpen if self.earliest_lease().is_some_and(|(_, until)| self.now >= until) => {
+                // Every slot is taken and a lease ran out: take that probe's slot.
+                let (slot, _) = self.earliest_lease().expect("a lease");
+                self.entered_at = self.now;
+                Ok(self.probe(Some(slot)))
             }
             MState::HalfOpen => self.reject(MState::HalfOpen, None),
             MState::ForcedOpen => self.reject(MState::ForcedOpen, None),
         }
     }
 
-    fn permit(&self) -> MPermit {
-        MPermit { generation: self.generation, admitted_in: self.state }
+    fn permit(&mut self) -> MPermit {
+        self.next_id += 1;
+        MPermit { id: self.next_id, generation: self.generation, admitted_in: self.state, admitted_at: self.now }
+    }
+
+    /// A probe in `slot`, or in the lowest free slot.
+    fn probe(&mut self, slot: Option<usize>) -> MPermit {
+        let p = self.permit();
+        let slot = slot.unwrap_or_else(|| self.slots.iter().position(Option::is_none).expect("a free slot"));
+        let lease = u128::from(self.config.probe_lease_ms) * u128::from(NANOS_PER_MS);
+        self.slots[slot] = Some((p.id, round_up_to_millis(u128::from(self.now) + lease)));
+        p
+    }
+
+    /// The slot whose probe's lease ends first (the lowest slot on a tie), and when.
+    pub(crate) fn earliest_lease(&self) -> Option<(usize, u64)> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some((_, until)) = s
+                && best.is_none_or(|(_, b)| *until < b)
+            {
+                best = Some((i, *until));
+            }
+        }
+        best
+    }
+
+    /// Frees `p`'s slot if it still holds it; whether it did.
+    fn release(&mut self, p: &MPermit) -> bool {
+        match self.slots.iter().position(|s| s.is_some_and(|(id, _)| id == p.id)) {
+            Some(i) => {
+                self.slots[i] = None;
+                true
+            }
+            None => false,
+        }
     }
 
     fn reject(&mut self, state: MState, retry_after: Option<Duration>) -> Result<MPermit, (MState, Option<Duration>)> {
         self.rejected += 1;
         Err((state, retry_after))
-    }
-
-    fn enter_half_open(&mut self) {
-        self.enter(MState::HalfOpen);
-        let lease = u128::from(self.config.probe_lease_ms) * u128::from(NANOS_PER_MS);
-        self.lease_until = round_up_to_millis(u128::from(self.now) + lease);
     }
 
     fn open(&mut self, hint: Option<u64>) {
@@ -344,38 +448,55 @@ impl Model {
         self.open_until = round_up_to_millis(u128::from(self.now) + wait);
     }
 
-    fn record(&mut self, p: MPermit, outcome: MOutcome, hint: Option<u64>) {
+    fn record(&mut self, p: MPermit, outcome: MOutcome, hint: Option<u64>, duration: u64) {
         match outcome {
             MOutcome::Success => self.successes += 1,
             MOutcome::Failure => self.failures += 1,
             MOutcome::Ignored => self.ignored += 1,
         }
-        if p.generation != self.generation {
-            return; // stale: counted, changes nothing
+        let slow = outcome != MOutcome::Ignored
+            && self.config.slow.is_some_and(|s| u128::from(duration) >= u128::from(s.slower_than_ms) * 1_000_000);
+        self.slow_calls += u64::from(slow);
+        let owned = p.admitted_in != MState::HalfOpen || self.release(&p);
+        if p.generation != self.generation || !owned {
+            return; // stale, or a probe that lost its slot: counted, changes nothing
         }
         match (self.state, outcome) {
             (MState::Closed, MOutcome::Ignored) => {}
-            (MState::Closed, MOutcome::Success) => {
-                self.streak = 0;
-                self.push_window(false);
-            }
-            (MState::Closed, MOutcome::Failure) => {
-                self.streak += 1;
-                self.push_window(true);
-                let by_streak = self.config.consecutive.is_some_and(|n| self.streak >= n);
-                let by_rate = self.config.rate.is_some_and(|r| {
-                    let calls = self.window.len() as u64;
-                    let failures = self.window.iter().filter(|f| **f).count() as u64;
-                    // failures / calls >= quarters / 4, in integers.
-                    calls >= r.min_calls && failures * 4 >= r.quarters * calls
-                });
-                if by_streak || by_rate {
+            (MState::Closed, MOutcome::Success | MOutcome::Failure) => {
+                let failed = outcome == MOutcome::Failure;
+                if failed {
+                    self.streak += 1;
+                } else {
+                    self.streak = 0;
+                }
+                self.push_window(failed, slow);
+                // bad / calls >= quarters / 4, in integers.
+                let over = |bad: u64, calls: u64, min: u64, quarters: u64| calls >= min && bad * 4 >= quarters * calls;
+                let by_streak = failed && self.config.consecutive.is_some_and(|n| self.streak >= n);
+                let by_rate = failed
+                    && self.config.rate.is_some_and(|r| {
+                        let failures = self.window.iter().filter(|f| **f).count() as u64;
+                        over(failures, self.window.len() as u64, r.min_calls, r.quarters)
+                    });
+                let by_time = failed
+                    && self.config.time_rate.is_some_and(|t| {
+                        let (calls, failures) = self.in_time_window(t);
+                        over(failures, calls, t.min_calls, t.quarters)
+                    });
+                let by_slow = slow
+                    && self.config.slow.is_some_and(|s| {
+                        let slows = self.slow_window.iter().filter(|s| **s).count() as u64;
+                        over(slows, self.slow_window.len() as u64, s.min_calls, s.quarters)
+                    });
+                if by_streak || by_rate || by_time || by_slow {
                     self.trip_streak = self.streak;
                     self.open(hint);
                 }
             }
             (MState::HalfOpen, MOutcome::Ignored) => self.in_flight -= 1,
             (MState::HalfOpen, MOutcome::Failure) => self.open(hint),
+            (MState::HalfOpen, MOutcome::Success) if slow => self.open(hint),
             (MState::HalfOpen, MOutcome::Success) => {
                 self.in_flight -= 1;
                 self.probe_successes += 1;
@@ -389,31 +510,50 @@ impl Model {
         }
     }
 
-    fn push_window(&mut self, failed: bool) {
+    fn push_window(&mut self, failed: bool, slow: bool) {
         if let Some(r) = self.config.rate {
             self.window.push_back(failed);
             if self.window.len() > r.window {
                 self.window.pop_front();
             }
         }
+        if self.config.time_rate.is_some() {
+            self.timed.push((self.now, failed));
+        }
+        if let Some(s) = self.config.slow {
+            self.slow_window.push_back(slow);
+            if self.slow_window.len() > s.window {
+                self.slow_window.pop_front();
+            }
+        }
     }
 
     fn drop_permit(&mut self, p: MPermit) {
-        if p.generation == self.generation && self.state == MState::HalfOpen {
+        let in_flight_for = self.now - p.admitted_at;
+        if self.config.cancel_after_ms.is_some_and(|ms| u128::from(in_flight_for) >= u128::from(ms) * 1_000_000) {
+            // The caller gave up after the threshold: a failure.
+            self.record(p, MOutcome::Failure, None, in_flight_for);
+            return;
+        }
+        let owned = p.admitted_in == MState::HalfOpen && self.release(&p);
+        if owned && p.generation == self.generation && self.state == MState::HalfOpen {
             self.in_flight -= 1;
         }
     }
 
     /// The model's own consistency: what must hold whatever the real breaker does.
     pub(crate) fn check_self(&self) {
-        let current_probes = self.held.iter().filter(|p| p.generation == self.generation).count() as u32;
+        let in_slots = self.slots.iter().flatten().count() as u32;
+        for (id, _) in self.slots.iter().flatten() {
+            assert!(self.held.iter().any(|p| p.id == *id && p.generation == self.generation), "a slot's probe is held");
+        }
         match self.state {
             MState::HalfOpen => {
-                assert_eq!(self.in_flight, current_probes, "in-flight probes are the held current permits");
+                assert_eq!(self.in_flight, in_slots, "in-flight probes are the probes in slots");
                 assert!(self.in_flight + self.probe_successes <= self.config.probes);
                 assert!(self.probe_successes < self.config.probes);
             }
-            _ => assert_eq!(self.in_flight, 0),
+            _ => assert_eq!((self.in_flight, in_slots), (0, 0)),
         }
         if let Some(n) = self.config.consecutive {
             assert!(self.streak < n || self.state != MState::Closed, "a full streak has tripped");

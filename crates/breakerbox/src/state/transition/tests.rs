@@ -21,7 +21,12 @@ fn older(w: Word) -> Word {
 }
 
 fn seen(deadline: Deadline) -> impl FnOnce() -> Seen {
-    move || Seen { now: NOW, deadline }
+    move || Seen { now: NOW, deadline, earliest_lease: None }
+}
+
+/// A half-open reading whose earliest probe lease ends at `lease`.
+fn leased(lease: u64) -> impl FnOnce() -> Seen {
+    move || Seen { now: NOW, deadline: Deadline::At(0), earliest_lease: Some(lease) }
 }
 
 /// For steps that must not need the time.
@@ -36,7 +41,7 @@ fn asks_for_time<R: Rule>(rule: &R, w: Word) -> bool {
         w,
         || {
             asked.set(true);
-            Seen { now: NOW, deadline: Deadline::At(NOW + 1) }
+            Seen { now: NOW, deadline: Deadline::At(NOW + 1), earliest_lease: Some(NOW + 1) }
         },
         LIMITS,
     );
@@ -85,7 +90,7 @@ fn acquire_without_time() {
             // One of two slots is taken: the second is free.
             Kind::HalfOpen => assert_eq!(
                 step,
-                Step::Go { change: Change::Probes { in_flight: 2, successes: 0 }, decision: Admission::Admit }
+                Step::Go { change: Change::Probes { in_flight: 2, successes: 0 }, decision: Admission::Probe }
             ),
             Kind::ForcedOpen => {
                 assert_eq!(step, Step::Go { change: Change::None, decision: rejected(Kind::ForcedOpen, None) });
@@ -103,10 +108,11 @@ fn acquire_open_before_and_after_its_deadline() {
 
     for deadline in [NOW, NOW - 1] {
         let (change, decision) = go(Acquire.step(w, seen(Deadline::At(deadline)), LIMITS));
-        assert_eq!(decision, Admission::Admit);
+        assert_eq!(decision, Admission::Probe);
         let (next, p) = entered(w, change);
         assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::HalfOpen, 1, 0, 1));
-        assert_eq!(p, publish(Reason::WaitElapsed, DeadlineFrom::Lease, false, true));
+        // Leases are per probe, in the probe slots: the deadline word keeps only the tag.
+        assert_eq!(p, publish(Reason::WaitElapsed, DeadlineFrom::TagOnly, false, true));
     }
 }
 
@@ -122,13 +128,16 @@ fn acquire_half_open_with_a_free_slot_and_a_full_one() {
     let free = Word { in_flight: 0, successes: 1, ..word(Kind::HalfOpen) };
     assert_eq!(
         go(Acquire.step(free, no_time, LIMITS)),
-        (Change::Probes { in_flight: 1, successes: 1 }, Admission::Admit)
+        (Change::Probes { in_flight: 1, successes: 1 }, Admission::Probe)
     );
     // Slots count probes in flight and probes that succeeded.
     for full in [Word { in_flight: 2, ..free }, Word { in_flight: 1, successes: 1, ..free }] {
         assert!(asks_for_time(&Acquire, full));
-        let lease_running = seen(Deadline::At(NOW + 1));
-        assert_eq!(go(Acquire.step(full, lease_running, LIMITS)), (Change::None, rejected(Kind::HalfOpen, None)));
+        // No lease has run out (or no probe holds a slot): rejected.
+        for lease in [Some(NOW + 1), None] {
+            let reading = move || Seen { now: NOW, deadline: Deadline::At(0), earliest_lease: lease };
+            assert_eq!(go(Acquire.step(full, reading, LIMITS)), (Change::None, rejected(Kind::HalfOpen, None)));
+        }
         assert_eq!(
             go(Acquire.step(full, seen(Deadline::Pending), LIMITS)),
             (Change::None, rejected(Kind::HalfOpen, None))
@@ -141,26 +150,24 @@ fn acquire_half_open_with_a_free_slot_and_a_full_one() {
 }
 
 #[test]
-fn acquire_half_open_with_an_expired_lease_starts_a_new_round() {
-    let full = Word { in_flight: 2, ..word(Kind::HalfOpen) };
-    let (change, decision) = go(Acquire.step(full, seen(Deadline::At(NOW)), LIMITS));
-    assert_eq!(decision, Admission::Admit);
-    let (next, p) = entered(full, change);
-    assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::HalfOpen, 1, 0, 1));
-    assert_eq!(p, publish(Reason::ProbeLeaseExpired, DeadlineFrom::Lease, false, true));
-
-    // Full only because probes succeeded: nothing is silent, nothing to reclaim.
-    let succeeded = Word { in_flight: 0, successes: 2, ..full };
-    assert_eq!(
-        go(Acquire.step(succeeded, seen(Deadline::At(NOW)), LIMITS)),
-        (Change::None, rejected(Kind::HalfOpen, None))
-    );
+fn acquire_half_open_takes_the_slot_of_a_probe_silent_past_its_lease() {
+    let full = Word { in_flight: 2, successes: 0, ..word(Kind::HalfOpen) };
+    for lease in [NOW, NOW - 1] {
+        let (change, decision) = go(Acquire.step(full, leased(lease), LIMITS));
+        // No new generation: the successes so far keep counting, the word stays.
+        assert_eq!(change, Change::None);
+        assert_eq!(
+            decision,
+            Admission::TakeOver(publish(Reason::ProbeLeaseExpired, DeadlineFrom::TagOnly, false, true))
+        );
+    }
+    assert_eq!(go(Acquire.step(full, leased(NOW + 1), LIMITS)), (Change::None, rejected(Kind::HalfOpen, None)));
 }
 
 // ===== record =====
 
 fn record(admitted: Word, outcome: Outcome, slow: bool) -> Record {
-    Record { admitted, outcome, slow, retry_after: HINT }
+    Record { admitted, outcome, slow, retry_after: HINT, owned: true }
 }
 
 const OUTCOMES: [Outcome; 3] = [Outcome::Success, Outcome::Failure, Outcome::Ignored];
@@ -226,6 +233,17 @@ fn record_current() {
 }
 
 #[test]
+fn a_probe_that_lost_its_slot_is_late() {
+    let w = word(Kind::HalfOpen);
+    for outcome in OUTCOMES {
+        for slow in [false, true] {
+            let lost = Record { owned: false, ..record(w, outcome, slow) };
+            assert_eq!(go(lost.step(w, no_time, LIMITS)), (Change::None, Verdict::Late));
+        }
+    }
+}
+
+#[test]
 fn the_last_needed_probe_success_closes() {
     let w = Word { in_flight: 1, successes: 1, opens: 5, ..word(Kind::HalfOpen) };
     let (change, verdict) = go(record(w, Outcome::Success, false).step(w, no_time, LIMITS));
@@ -274,28 +292,40 @@ fn trip() {
 fn abandon() {
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, verdict) = go(Abandon { admitted: w, panicking: false }.step(w, no_time, LIMITS));
+        let (change, verdict) = go(Abandon { admitted: w, owned: true }.step(w, no_time, LIMITS));
         match kind {
             Kind::HalfOpen => {
-                assert_eq!((change, verdict), (Change::Probes { in_flight: 0, successes: 0 }, Verdict::Noted))
+                assert_eq!((change, verdict), (Change::Probes { in_flight: 0, successes: 0 }, Verdict::Noted));
             }
             Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
                 assert_eq!((change, verdict), (Change::None, Verdict::Noted));
             }
         }
-        let late = Abandon { admitted: older(w), panicking: false };
+        let late = Abandon { admitted: older(w), owned: true };
         assert_eq!(go(late.step(w, no_time, LIMITS)), (Change::None, Verdict::Late));
-        for admitted in [w, older(w)] {
-            let panicking = Abandon { admitted, panicking: true };
-            assert_eq!(go(panicking.step(w, no_time, LIMITS)), (Change::None, Verdict::CountAsFailure));
-        }
+        // A probe that lost its slot left the count when it lost it.
+        let lost = Abandon { admitted: w, owned: false };
+        assert_eq!(go(lost.step(w, no_time, LIMITS)), (Change::None, Verdict::Late));
     }
     // A half-open word with no probe in flight (the slot was already freed) stays.
     let empty = Word { in_flight: 0, ..word(Kind::HalfOpen) };
-    assert_eq!(
-        go(Abandon { admitted: empty, panicking: false }.step(empty, no_time, LIMITS)),
-        (Change::None, Verdict::Noted)
-    );
+    let step = Abandon { admitted: empty, owned: true }.step(empty, no_time, LIMITS);
+    assert_eq!(go(step), (Change::None, Verdict::Noted));
+}
+
+#[test]
+fn a_dropped_permit_counts_as_a_failure_when_panicking_or_in_flight_long_enough() {
+    let second = Some(1_000_000_000);
+    for (panicking, in_flight_for, cancel_after, counts) in [
+        (true, 0, None, true),
+        (true, 0, second, true),
+        (false, 999_999_999, second, false),
+        (false, 1_000_000_000, second, true),
+        (false, u64::MAX, None, false),
+        (false, 0, Some(0), true),
+    ] {
+        assert_eq!(abandon_counts_as_failure(panicking, in_flight_for, cancel_after), counts);
+    }
 }
 
 // ===== commands =====
