@@ -14,7 +14,8 @@
 //! slow_calls = { slower_than = "2s", threshold = 0.8, window = "60s" } # ...or time
 //! open_wait = { base = "1s", max = "60s", jitter = 0.2 }              # or open_wait = "30s"
 //! half_open_probes = 2
-//! probe_lease = "60s"
+//! probe_lease = "30s"                 # default: the first open wait
+//! cancel_counts_after = "1s"          # or "never"
 //! retry_after_limit = "5m"
 //! ```
 //!
@@ -69,6 +70,9 @@ pub struct BreakerConfig {
     /// How long a half-open probe may stay silent.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
     pub probe_lease: Option<Duration>,
+    /// The cancellation rule: `"1s"`, or `"never"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_counts_after: Option<CancelConfig>,
     /// The longest open wait a retry-after hint may ask for.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
     pub retry_after_limit: Option<Duration>,
@@ -112,6 +116,46 @@ pub struct SlowCallsConfig {
     /// As in [`RateConfig::min_calls`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_calls: Option<u32>,
+}
+
+/// When a permit dropped without a report counts as a failure
+/// ([`BreakerBuilder::cancel_counts_after`]): after a duration (`"1s"`), or `"never"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelConfig {
+    /// After it has been in flight this long.
+    After(Duration),
+    /// Never: a dropped permit counts nothing.
+    Never,
+}
+
+impl Serialize for CancelConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::After(d) => duration::serialize(d, s),
+            Self::Never => s.serialize_str("never"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CancelConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = CancelConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"1s\", or \"never\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<CancelConfig, E> {
+                if s == "never" {
+                    return Ok(CancelConfig::Never);
+                }
+                humantime::parse_duration(s).map(CancelConfig::After).map_err(|e| {
+                    E::custom(format_args!("invalid {s:?}: {e} (write a duration like \"1s\" or \"250ms\", or \"never\")"))
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A rate window: the last N calls, or the last span of time.
@@ -183,6 +227,12 @@ impl BreakerConfig {
         }
         if let Some(d) = self.probe_lease {
             b = b.probe_lease(d);
+        }
+        if let Some(c) = self.cancel_counts_after {
+            b = b.cancel_counts_after(match c {
+                CancelConfig::After(d) => Some(d),
+                CancelConfig::Never => None,
+            });
         }
         if let Some(d) = self.retry_after_limit {
             b = b.retry_after_limit(d);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use breakerbox::config::{BreakerBoxConfig, BreakerConfig, OpenWaitConfig, WindowConfig};
+use breakerbox::config::{BreakerBoxConfig, BreakerConfig, CancelConfig, OpenWaitConfig, WindowConfig};
 use breakerbox::{ManualClock, State};
 
 const TOML: &str = r#"
@@ -15,11 +15,13 @@ slow_calls = { slower_than = "2s", threshold = 0.8, window = "1m", buckets = 6 }
 open_wait = { base = "1s", max = "1m", jitter = 0.2 }
 half_open_probes = 2
 probe_lease = "45s"
+cancel_counts_after = "2s"
 retry_after_limit = "5m"
 
 [search]
 name = "search-api"
 open_wait = "250ms"
+cancel_counts_after = "never"
 "#;
 
 #[test]
@@ -34,6 +36,8 @@ fn several_named_breakers_from_toml() {
         Some(OpenWaitConfig::Exponential { base: Duration::from_secs(1), max: Duration::from_secs(60), jitter: 0.2 })
     );
     assert_eq!(payments.probe_lease, Some(Duration::from_secs(45)));
+    assert_eq!(payments.cancel_counts_after, Some(CancelConfig::After(Duration::from_secs(2))));
+    assert_eq!(all["search"].cancel_counts_after, Some(CancelConfig::Never));
     assert_eq!(all["search"].open_wait, Some(OpenWaitConfig::Fixed { wait: Duration::from_millis(250), jitter: 0.0 }));
 
     // The settings drive behaviour: payments trips on its 3rd consecutive failure and
@@ -59,6 +63,24 @@ fn round_trips_through_toml_and_json() {
     let again: BTreeMap<String, BreakerConfig> = serde_json::from_str(&json).unwrap();
     assert_eq!(all, again);
     assert!(json.contains(r#""probe_lease":"45s""#), "{json}");
+    assert!(json.contains(r#""cancel_counts_after":"never""#), "{json}");
+}
+
+#[test]
+fn the_cancellation_rule_from_settings_changes_what_a_dropped_call_counts() {
+    let all: BTreeMap<String, BreakerConfig> = toml::from_str(TOML).unwrap();
+    let clock = ManualClock::new();
+    let two_seconds = all["payments"].builder().clock(clock.clone()).build().unwrap();
+    let never = all["search"].builder().clock(clock.clone()).build().unwrap();
+    let (a, b, c) = (two_seconds.try_acquire().unwrap(), never.try_acquire().unwrap(), two_seconds.try_acquire().unwrap());
+    clock.advance(Duration::from_secs(1));
+    drop(c); // 1 s: under the 2 s threshold
+    clock.advance(Duration::from_secs(1));
+    drop((a, b));
+    assert_eq!(two_seconds.metrics().failures, 1, "dropped after 2 s: a failure; after 1 s: nothing");
+    assert_eq!(never.metrics().failures, 0);
+    let bad: Result<BreakerConfig, _> = toml::from_str(r#"cancel_counts_after = "soon""#);
+    assert!(bad.unwrap_err().to_string().contains("never"), "the error says what is accepted");
 }
 
 #[test]
