@@ -23,8 +23,9 @@
 //!  bits 40..64  tag          the low 24 bits of the generation it belongs to
 //! ```
 //!
-//! While Open it is the end of the open wait; while HalfOpen it is the end of the probe
-//! lease; in other states it holds no time, only the tag. Every transition stores it,
+//! While Open it is the end of the open wait; in other states it holds no time, only
+//! the tag. (Each half-open probe's lease has the same shape, in the engine's probe
+//! slots.) Every transition stores it,
 //! so its tag never lags the state word by more than the transitions in flight. The
 //! tag lets a reader tell its own generation's deadline from a stale one, and a writer
 //! preempted after its transition never overwrite a newer deadline.
