@@ -14,7 +14,7 @@
 //! Any other time source implements [`Clock`] (for example one that reads tokio's paused
 //! time in tests).
 
-mod coarse;
+pub(crate) mod coarse;
 mod manual;
 mod monotonic;
 
@@ -130,15 +130,10 @@ impl AnyClock {
 }
 
 impl AnyClock {
-    /// The clock that times permits in flight (the cancellation rule): this one, except
-    /// that a [`MonotonicClock`] is replaced by a shared [`CoarseClock`], one relaxed
-    /// load a read instead of a system clock read on every admission. Ages are compared
-    /// with the cancellation threshold (a second or so), so 5 ms of resolution is plenty.
-    pub(crate) fn for_ages(&self) -> Self {
-        match &self.source {
-            Source::Monotonic(_) => Self { source: Source::Coarse(CoarseClock::for_ages()) },
-            Source::Coarse(_) | Source::Manual(_) | Source::Custom(_) => self.clone(),
-        }
+    /// Whether this is a [`MonotonicClock`], whose reads are a system call's worth (the
+    /// engine times permit ages on the shared coarse ages clock instead).
+    pub(crate) fn is_monotonic(&self) -> bool {
+        matches!(self.source, Source::Monotonic(_))
     }
 }
 

@@ -150,7 +150,9 @@ impl<'de> Deserialize<'de> for CancelConfig {
                     return Ok(CancelConfig::Never);
                 }
                 humantime::parse_duration(s).map(CancelConfig::After).map_err(|e| {
-                    E::custom(format_args!("invalid {s:?}: {e} (write a duration like \"1s\" or \"250ms\", or \"never\")"))
+                    E::custom(format_args!(
+                        "invalid {s:?}: {e} (write a duration like \"1s\" or \"250ms\", or \"never\")"
+                    ))
                 })
             }
         }

@@ -16,6 +16,9 @@
 use std::time::Duration;
 
 use crate::backoff::splitmix64;
+use std::sync::Arc;
+
+use crate::clock::coarse::{AgesTicker, ages_now};
 use crate::clock::{AnyClock, nanos};
 use crate::event::{Listeners, Recorded, Transition};
 use crate::policy::tracker::Tracker;
@@ -59,9 +62,9 @@ pub(crate) struct Engine {
     /// The cancellation rule: a permit dropped unreported after this long (nanoseconds
     /// of `age_clock`) counts as a failure.
     cancel_after: Option<u64>,
-    /// The clock that stamps admissions: the breaker's own when the policy times calls,
-    /// else a cheap one for permit ages (see `AnyClock::for_ages`).
-    age_clock: AnyClock,
+    /// What stamps admissions: the breaker's own clock when the policy times calls, or
+    /// when it is cheap to read; else the shared ages clock.
+    age_clock: AgeClock,
     /// Whether admissions are stamped at all (a policy that times calls, or the
     /// cancellation rule).
     stamps_start: bool,
@@ -88,15 +91,26 @@ pub(crate) struct Settings<'a> {
     pub(crate) listeners: Listeners,
 }
 
-/// What an admission hands to its permit: the state word it was admitted under (its
-/// kind and generation are what matter; a probe's carries its slot in the `in_flight`
-/// field, which means nothing else to a permit), the start if admissions are stamped,
-/// and a probe's slot stamp (0 for other permits).
+/// What an admission hands to its permit, in two words (returned in registers on the
+/// call path): the state word it was admitted under (its kind and generation are what
+/// matter; a probe's carries its slot in the `in_flight` field, which means nothing else
+/// to a permit), and the start if admissions are stamped. A probe's start is always the
+/// breaker's own clock at admission, from which its slot stamp is computed again when
+/// it reports.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ticket {
     pub(crate) word: u64,
     start: u64,
-    stamp: u64,
+}
+
+/// What permit ages are measured on.
+#[derive(Debug)]
+enum AgeClock {
+    /// The breaker's own clock.
+    Own,
+    /// The process-wide coarse ages clock (for a `MonotonicClock`, ~20 ns a read); the
+    /// handle keeps it ticking while this breaker lives.
+    Shared { _ticking: Arc<AgesTicker> },
 }
 
 /// A probe slot no probe holds.
@@ -114,8 +128,11 @@ impl Engine {
         let base = s.clock.now();
         let tracker = Tracker::new(s.policy);
         let fast_success = !tracker.needs_time && tracker.streak_only() && s.listeners.outcome.is_empty();
-        let age_clock =
-            if tracker.needs_time || s.cancel_after.is_none() { s.clock.clone() } else { s.clock.for_ages() };
+        let age_clock = if tracker.needs_time || s.cancel_after.is_none() || !s.clock.is_monotonic() {
+            AgeClock::Own
+        } else {
+            AgeClock::Shared { _ticking: AgesTicker::hold() }
+        };
         let stamps_start = tracker.needs_time || s.cancel_after.is_some();
         Self {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),
@@ -164,7 +181,7 @@ impl Engine {
     /// Applies `rule` from the word `cur` until the swap it asks for wins; returns the
     /// decision and the word it was made on (after the change). `now` is the clock if
     /// the caller has read it; the rules read it, through `seen`, at most once more.
-    #[inline]
+    #[inline(always)]
     fn apply<R: Rule>(&self, mut cur: u64, rule: &R, now: &mut Option<u64>) -> (R::Decision, u64) {
         loop {
             let w = Word::unpack(cur);
@@ -353,7 +370,9 @@ impl Engine {
         }
     }
 
-    /// The earliest lease end among the probes of `generation`.
+    /// The earliest lease end among the probes of `generation`. Out of line: only a full
+    /// half-open breaker asks, and the open path's reading of the time stays small.
+    #[inline(never)]
     fn earliest_lease(&self, generation: u64) -> Option<u64> {
         self.probe_slots
             .iter()
@@ -366,7 +385,7 @@ impl Engine {
     /// Gives an admitted probe of `generation` a slot. One is always free: the word
     /// admitted this probe only with a slot to spare (probes in flight never outnumber
     /// the slots, and a probe frees its slot before it leaves the count).
-    fn claim_probe(&self, generation: u64, now: u64) -> (usize, u64) {
+    fn claim_probe(&self, generation: u64, now: u64) -> usize {
         let stamp = self.stamp(generation, now);
         loop {
             for (i, slot) in self.probe_slots.iter().enumerate() {
@@ -375,7 +394,7 @@ impl Engine {
                 if !self.holds(cur, generation)
                     && slot.compare_exchange(cur, stamp, Ordering::AcqRel, Ordering::Relaxed).is_ok()
                 {
-                    return (i, stamp);
+                    return i;
                 }
             }
             // Another probe admitted at the same time took the slot we saw; ours is
@@ -387,7 +406,10 @@ impl Engine {
     /// Takes the slot of the probe of `generation` whose lease ended first (the lowest
     /// slot on a tie), if it is still there: it may have reported, or another call may
     /// have taken it, since it was seen (then `None`, and the caller looks again).
-    fn take_over_probe(&self, generation: u64, now: u64) -> Option<(usize, u64)> {
+    ///
+    /// Stamps are unique per slot and generation: a slot is taken over only once its
+    /// stamp's lease has ended, so the new stamp (from a later clock reading) differs.
+    fn take_over_probe(&self, generation: u64, now: u64) -> Option<usize> {
         let (i, raw) = self
             .probe_slots
             .iter()
@@ -399,16 +421,17 @@ impl Engine {
             .min_by_key(|(i, _, lease)| (*lease, *i))
             .map(|(i, raw, _)| (i, raw))?;
         let stamp = self.stamp(generation, now);
-        self.probe_slots[i].compare_exchange(raw, stamp, Ordering::AcqRel, Ordering::Relaxed).ok().map(|_| (i, stamp))
+        self.probe_slots[i].compare_exchange(raw, stamp, Ordering::AcqRel, Ordering::Relaxed).ok().map(|_| i)
     }
 
     /// Frees a probe's slot if it still holds it; false if it lost it (to a call that
     /// took it over after its lease), which makes its report late.
     fn release_probe(&self, ticket: Ticket) -> bool {
-        let slot = Word::unpack(ticket.word).in_flight as usize;
+        let w = Word::unpack(ticket.word);
+        let stamp = self.stamp(w.generation, ticket.start);
         self.probe_slots
-            .get(slot)
-            .is_some_and(|s| s.compare_exchange(ticket.stamp, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+            .get(w.in_flight as usize)
+            .is_some_and(|s| s.compare_exchange(stamp, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok())
     }
 
     // ===== admission =====
@@ -423,7 +446,7 @@ impl Engine {
         let cur = self.word.load(Ordering::Acquire);
         // Closed and Disabled admit without condition: one load, one bit test.
         if Word::admits_freely(cur) {
-            return Ok(Ticket { word: cur, start: self.start(), stamp: 0 });
+            return Ok(Ticket { word: cur, start: self.start() });
         }
         self.acquire_slow(cur)
     }
@@ -431,39 +454,54 @@ impl Engine {
     /// The admission's stamp, if admissions are stamped.
     #[inline(always)]
     fn start(&self) -> u64 {
-        if self.stamps_start { self.age_clock.now() } else { 0 }
+        if self.stamps_start { self.age_now() } else { 0 }
     }
 
-    fn acquire_slow(&self, mut cur: u64) -> Result<Ticket, u64> {
+    /// The clock permit ages are measured on.
+    #[inline(always)]
+    fn age_now(&self) -> u64 {
+        match self.age_clock {
+            AgeClock::Shared { .. } => ages_now(),
+            AgeClock::Own => self.now(),
+        }
+    }
+
+    fn acquire_slow(&self, cur: u64) -> Result<Ticket, u64> {
         let mut now = None;
+        match self.apply(cur, &Acquire, &mut now) {
+            (Admission::Admit, word) => Ok(Ticket { word, start: self.start() }),
+            (Admission::Reject(r), _) => Err(self.reject(r)),
+            (admission @ (Admission::Probe | Admission::TakeOver(_)), word) => self.admit_probe(admission, word, now),
+        }
+    }
+
+    /// Gives an admitted probe its slot (a free one, or one taken over from a probe
+    /// silent past its lease). Out of line: it keeps the open path's frame small.
+    #[inline(never)]
+    fn admit_probe(&self, mut admission: Admission, mut word: u64, mut now: Option<u64>) -> Result<Ticket, u64> {
         loop {
-            let (admission, word) = self.apply(cur, &Acquire, &mut now);
-            let (slot, stamp) = match admission {
-                Admission::Admit => return Ok(Ticket { word, start: self.start(), stamp: 0 }),
-                Admission::Reject(r) => return Err(self.reject(r)),
-                Admission::Probe => {
-                    let t = *now.get_or_insert_with(|| self.now());
-                    self.claim_probe(Word::generation_of(word), t)
-                }
-                Admission::TakeOver(publish) => {
-                    let t = *now.get_or_insert_with(|| self.now());
-                    match self.take_over_probe(Word::generation_of(word), t) {
-                        Some(taken) => {
-                            let w = Word::unpack(word);
-                            self.publish(w, w, publish, now);
-                            taken
-                        }
-                        // The silent probe reported or was taken over meanwhile: look again.
-                        None => {
-                            cur = self.word.load(Ordering::Acquire);
-                            continue;
-                        }
+            let t = *now.get_or_insert_with(|| self.now());
+            let slot = match admission {
+                Admission::Probe => self.claim_probe(Word::generation_of(word), t),
+                Admission::TakeOver(publish) => match self.take_over_probe(Word::generation_of(word), t) {
+                    Some(taken) => {
+                        let w = Word::unpack(word);
+                        self.publish(w, w, publish, now);
+                        taken
                     }
-                }
+                    // The silent probe reported or was taken over meanwhile: look again.
+                    None => {
+                        (admission, word) = self.apply(self.word.load(Ordering::Acquire), &Acquire, &mut now);
+                        continue;
+                    }
+                },
+                Admission::Admit => return Ok(Ticket { word, start: self.start() }),
+                Admission::Reject(r) => return Err(self.reject(r)),
             };
-            // The probe's slot rides in the ticket's `in_flight` field.
+            // The probe's slot rides in the ticket's `in_flight` field; its start is the
+            // clock its stamp was made from.
             let word = Word { in_flight: slot as u32, ..Word::unpack(word) }.pack();
-            return Ok(Ticket { word, start: self.start(), stamp });
+            return Ok(Ticket { word, start: t });
         }
     }
 
@@ -562,14 +600,25 @@ impl Engine {
 
     /// A permit dropped without a report.
     pub(crate) fn abandon(&self, ticket: Ticket) {
-        let in_flight_for = match self.cancel_after {
-            Some(_) => self.age_clock.now().saturating_sub(ticket.start),
-            None => 0,
+        let admitted = Word::unpack(ticket.word);
+        // A probe's start is on the breaker's own clock; other permits' on the age clock.
+        let in_flight_for = match (self.cancel_after, admitted.kind) {
+            (None, _) => 0,
+            (Some(_), Kind::HalfOpen) => self.now().saturating_sub(ticket.start),
+            (Some(_), Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled) => {
+                self.age_now().saturating_sub(ticket.start)
+            }
         };
         if abandon_counts_as_failure(std::thread::panicking(), in_flight_for, self.cancel_after) {
             self.complete(ticket, Report::failure());
             return;
         }
+        self.release(ticket);
+    }
+
+    /// A permit given back without a report, counting nothing: its half-open slot is
+    /// freed.
+    pub(crate) fn release(&self, ticket: Ticket) {
         let admitted = Word::unpack(ticket.word);
         let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
         self.apply(self.word.load(Ordering::Acquire), &Abandon { admitted, owned }, &mut None);

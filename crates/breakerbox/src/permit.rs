@@ -32,6 +32,10 @@ impl<E: Deref<Target = Engine>> Held<E> {
         self.engine.abandon(self.ticket);
     }
 
+    fn release(&self) {
+        self.engine.release(self.ticket);
+    }
+
     fn admitted_in(&self) -> State {
         self.ticket.admitted_in()
     }
@@ -85,6 +89,15 @@ impl<'a> Permit<'a> {
         this.held.record(report.into());
     }
 
+    /// Gives the permit back without a report: the call never reached the service (the
+    /// caller's own mistake, such as a request its client could not build). It counts
+    /// nothing, however long it was held (unlike a dropped permit, which the
+    /// cancellation rule may count as a failure), and frees its half-open slot.
+    pub fn release(self) {
+        let this = ManuallyDrop::new(self);
+        this.held.release();
+    }
+
     /// The state the call was admitted in ([`State::Closed`], [`State::HalfOpen`] for a
     /// probe, or [`State::Disabled`]).
     pub fn admitted_in(&self) -> State {
@@ -135,6 +148,13 @@ impl OwnedPermit {
     pub fn record(mut self, report: impl Into<Report>) {
         if let Some(held) = self.held.take() {
             held.record(report.into());
+        }
+    }
+
+    /// As [`Permit::release`]: back without a report, counting nothing.
+    pub fn release(mut self) {
+        if let Some(held) = self.held.take() {
+            held.release();
         }
     }
 

@@ -260,3 +260,24 @@ fn rejection_messages_round_the_wait() {
     assert_eq!(rejected.to_string(), "circuit breaker `inventory` is open; retry after 300ms");
     assert_eq!(rejected.retry_after(), Some(Duration::from_nanos(300_000_000 - 437_971)));
 }
+
+/// A permit given back with `release` counts nothing however long it was held: for a
+/// call that never reached the service (a request its client could not build).
+#[test]
+fn a_released_permit_counts_nothing_and_frees_its_probe_slot() {
+    let clock = ManualClock::new();
+    let b = builder(&clock).policy(Policy::consecutive_failures(1)).build().unwrap();
+    let permit = b.try_acquire().unwrap();
+    clock.advance(Duration::from_secs(5));
+    permit.release();
+    assert_eq!((b.state(), b.metrics().failures), (State::Closed, 0));
+    fail_n(&b, 1);
+    clock.advance(WAIT);
+    let probe = b.try_acquire_owned().unwrap();
+    assert!(b.try_acquire().is_err(), "the only slot is taken");
+    clock.advance(Duration::from_secs(5));
+    probe.release();
+    assert_eq!(b.metrics().probes_in_flight, 0);
+    b.try_acquire().expect("the slot is free again").success();
+    assert_eq!(b.state(), State::Closed);
+}

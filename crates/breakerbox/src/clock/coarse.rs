@@ -68,21 +68,6 @@ impl CoarseClock {
     pub fn resolution(&self) -> Duration {
         self.shared.resolution
     }
-
-    /// The process-wide clock that times how long permits have been in flight, for
-    /// breakers on the (precise, ~20 ns a read) [`MonotonicClock`](super::MonotonicClock):
-    /// one thread, ticking every 5 ms, while any breaker holds it; it exits within a
-    /// tick after the last is dropped.
-    pub(crate) fn for_ages() -> Self {
-        static AGES: Mutex<Weak<Shared>> = Mutex::new(Weak::new());
-        let mut ages = AGES.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(shared) = ages.upgrade() {
-            return Self { shared };
-        }
-        let clock = Self::new(Duration::from_millis(5));
-        *ages = Arc::downgrade(&clock.shared);
-        clock
-    }
 }
 
 impl super::Clock for CoarseClock {
@@ -90,5 +75,48 @@ impl super::Clock for CoarseClock {
     fn now_nanos(&self) -> u64 {
         // Relaxed: a stale reading is the documented trade; nothing is published with it.
         self.shared.nanos.load(Ordering::Relaxed)
+    }
+}
+
+/// The process-wide clock that times how long permits have been in flight, for the
+/// breakers on the (precise, ~20 ns a read) [`MonotonicClock`](super::MonotonicClock):
+/// nanoseconds since a process-wide origin in a static, refreshed every 5 ms by one
+/// thread while any breaker holds an [`AgesTicker`]. A read is one relaxed load of a
+/// static: no pointer to follow on the call path.
+pub(crate) fn ages_now() -> u64 {
+    AGES_NANOS.load(Ordering::Relaxed)
+}
+
+static AGES_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Keeps the ages thread running; it exits within a tick after the last one is dropped.
+#[derive(Debug)]
+pub(crate) struct AgesTicker(());
+
+impl AgesTicker {
+    /// The running ticker, or a new one.
+    pub(crate) fn hold() -> Arc<Self> {
+        static TICKER: Mutex<Weak<AgesTicker>> = Mutex::new(Weak::new());
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        const TICK: Duration = Duration::from_millis(5);
+        let mut ticker = TICKER.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = ticker.upgrade() {
+            return held;
+        }
+        let held = Arc::new(Self(()));
+        let weak = Arc::downgrade(&held);
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        AGES_NANOS.fetch_max(super::nanos(origin.elapsed()), Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("breakerbox-ages".into())
+            .spawn(move || {
+                while weak.strong_count() > 0 {
+                    std::thread::sleep(TICK);
+                    AGES_NANOS.fetch_max(super::nanos(origin.elapsed()), Ordering::Relaxed);
+                }
+            })
+            .expect("failed to spawn the breakerbox-ages thread");
+        *ticker = Arc::downgrade(&held);
+        held
     }
 }
