@@ -237,7 +237,7 @@ impl Breaker {
 
     /// Whether calls are being rejected: [`State::Open`] or [`State::ForcedOpen`].
     pub fn is_open(&self) -> bool {
-        matches!(self.state(), State::Open | State::ForcedOpen)
+        self.state().is_open()
     }
 
     /// Whether the breaker is half-open (or open with its wait passed).

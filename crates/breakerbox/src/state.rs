@@ -56,6 +56,15 @@ impl State {
         }
     }
 
+    /// Whether calls are being rejected: [`State::Open`] or [`State::ForcedOpen`] (the
+    /// original's `is_open`).
+    pub const fn is_open(self) -> bool {
+        match self {
+            Self::Open | Self::ForcedOpen => true,
+            Self::Closed | Self::HalfOpen | Self::Disabled => false,
+        }
+    }
+
     /// The state's name in `snake_case`, as used in events and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -43,6 +43,71 @@ fn wait_strategy() -> impl Strategy<Value = MWait> {
     ]
 }
 
+/// The steps every reference machine shares; only their initial states differ.
+macro_rules! shared_reference_steps {
+    () => {
+        fn transitions(state: &Model) -> BoxedStrategy<Op> {
+            transitions(state)
+        }
+
+        fn apply(state: Model, op: &Op) -> Model {
+            apply(state, op)
+        }
+
+        fn preconditions(state: &Model, op: &Op) -> bool {
+            preconditions(state, op)
+        }
+    };
+}
+
+/// A policy's rules (the reference machines differ in these).
+#[derive(Clone, Copy, Debug, Default)]
+struct Rules {
+    consecutive: Option<u32>,
+    rate: Option<MRate>,
+    time_rate: Option<MTimeRate>,
+    slow: Option<MSlow>,
+}
+
+/// Everything but the rules, drawn alike by every machine.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    probes: u32,
+    wait: MWait,
+    probe_lease_ms: u64,
+    retry_after_limit_ms: u64,
+    cancel_after_ms: Option<u64>,
+}
+
+impl Settings {
+    fn model(self, r: Rules) -> Model {
+        Model::new(MConfig {
+            consecutive: r.consecutive,
+            rate: r.rate,
+            time_rate: r.time_rate,
+            slow: r.slow,
+            probes: self.probes,
+            wait: self.wait,
+            probe_lease_ms: self.probe_lease_ms,
+            retry_after_limit_ms: self.retry_after_limit_ms,
+            cancel_after_ms: self.cancel_after_ms,
+        })
+    }
+}
+
+/// Probes, waits, leases, the retry-after limit and the cancellation rule.
+fn settings() -> impl Strategy<Value = Settings> {
+    (1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy()).prop_map(
+        |(probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms)| Settings {
+            probes,
+            wait,
+            probe_lease_ms,
+            retry_after_limit_ms,
+            cancel_after_ms,
+        },
+    )
+}
+
 /// A consecutive-failures policy with random threshold, probes, waits and lease.
 struct ConsecutiveRef;
 
@@ -51,34 +116,12 @@ impl ReferenceStateMachine for ConsecutiveRef {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Model> {
-        (1u32..=5, 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy())
-            .prop_map(|(threshold, probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms)| {
-                Model::new(MConfig {
-                    consecutive: Some(threshold),
-                    rate: None,
-                    time_rate: None,
-                    slow: None,
-                    probes,
-                    wait,
-                    probe_lease_ms,
-                    retry_after_limit_ms,
-                    cancel_after_ms,
-                })
-            })
+        (1u32..=5, settings())
+            .prop_map(|(threshold, s)| s.model(Rules { consecutive: Some(threshold), ..Rules::default() }))
             .boxed()
     }
 
-    fn transitions(state: &Model) -> BoxedStrategy<Op> {
-        transitions(state)
-    }
-
-    fn apply(state: Model, op: &Op) -> Model {
-        apply(state, op)
-    }
-
-    fn preconditions(state: &Model, op: &Op) -> bool {
-        preconditions(state, op)
-    }
+    shared_reference_steps!();
 }
 
 /// A failure rate over the last N calls, alone or or-ed with a consecutive rule.
@@ -92,34 +135,12 @@ impl ReferenceStateMachine for RateRef {
         // min_calls at most the window: more is a ConfigError (it could never trip).
         let rate = (1usize..=8).prop_flat_map(|window| (Just(window), 1u64..=window as u64, 0u64..=4));
         let rate = rate.prop_map(|(window, min_calls, quarters)| MRate { window, min_calls, quarters });
-        (rate, proptest::option::of(1u32..=5), 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy())
-            .prop_map(|(rate, consecutive, probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms)| {
-                Model::new(MConfig {
-                    consecutive,
-                    rate: Some(rate),
-                    time_rate: None,
-                    slow: None,
-                    probes,
-                    wait,
-                    probe_lease_ms,
-                    retry_after_limit_ms,
-                    cancel_after_ms,
-                })
-            })
+        (rate, proptest::option::of(1u32..=5), settings())
+            .prop_map(|(rate, consecutive, s)| s.model(Rules { consecutive, rate: Some(rate), ..Rules::default() }))
             .boxed()
     }
 
-    fn transitions(state: &Model) -> BoxedStrategy<Op> {
-        transitions(state)
-    }
-
-    fn apply(state: Model, op: &Op) -> Model {
-        apply(state, op)
-    }
-
-    fn preconditions(state: &Model, op: &Op) -> bool {
-        preconditions(state, op)
-    }
+    shared_reference_steps!();
 }
 
 /// A failure rate over a time window and a slow-call rate over a count window, alone or
@@ -142,34 +163,14 @@ impl ReferenceStateMachine for TimeSlowRef {
         });
         let rules = (proptest::option::of(time_rate), proptest::option::of(slow), proptest::option::of(1u32..=5))
             .prop_filter("at least one rule", |(t, s, c)| t.is_some() || s.is_some() || c.is_some());
-        (rules, 1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy())
-            .prop_map(|((time_rate, slow, consecutive), probes, wait, probe_lease_ms, retry_after_limit_ms, cancel)| {
-                Model::new(MConfig {
-                    consecutive,
-                    rate: None,
-                    time_rate,
-                    slow,
-                    probes,
-                    wait,
-                    probe_lease_ms,
-                    retry_after_limit_ms,
-                    cancel_after_ms: cancel,
-                })
+        (rules, settings())
+            .prop_map(|((time_rate, slow, consecutive), s)| {
+                s.model(Rules { consecutive, time_rate, slow, ..Rules::default() })
             })
             .boxed()
     }
 
-    fn transitions(state: &Model) -> BoxedStrategy<Op> {
-        transitions(state)
-    }
-
-    fn apply(state: Model, op: &Op) -> Model {
-        apply(state, op)
-    }
-
-    fn preconditions(state: &Model, op: &Op) -> bool {
-        preconditions(state, op)
-    }
+    shared_reference_steps!();
 }
 
 /// The cancellation rule: off, or a threshold near the leases and waits.
