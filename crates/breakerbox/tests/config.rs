@@ -72,7 +72,8 @@ fn the_cancellation_rule_from_settings_changes_what_a_dropped_call_counts() {
     let clock = ManualClock::new();
     let two_seconds = all["payments"].builder().clock(clock.clone()).build().unwrap();
     let never = all["search"].builder().clock(clock.clone()).build().unwrap();
-    let (a, b, c) = (two_seconds.try_acquire().unwrap(), never.try_acquire().unwrap(), two_seconds.try_acquire().unwrap());
+    let (a, b, c) =
+        (two_seconds.try_acquire().unwrap(), never.try_acquire().unwrap(), two_seconds.try_acquire().unwrap());
     clock.advance(Duration::from_secs(1));
     drop(c); // 1 s: under the 2 s threshold
     clock.advance(Duration::from_secs(1));
