@@ -57,7 +57,7 @@ const DEFAULT_CANCEL_COUNTS_AFTER: Duration = Duration::from_secs(1);
 /// | [`probe_lease`](BreakerBuilder::probe_lease) | the first open wait (30 s) |
 /// | [`cancel_counts_after`](BreakerBuilder::cancel_counts_after) | 1 s |
 /// | [`retry_after_limit`](BreakerBuilder::retry_after_limit) | 5 min |
-/// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`] |
+/// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`](crate::MonotonicClock) |
 ///
 /// # Clone
 ///

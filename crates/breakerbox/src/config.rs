@@ -395,7 +395,7 @@ pub mod opt_duration {
     ///
     /// # Errors
     ///
-    /// As [`duration::deserialize`](super::duration::deserialize).
+    /// As [`duration::deserialize`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         super::duration::deserialize(d).map(Some)
     }
