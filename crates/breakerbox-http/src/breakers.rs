@@ -11,7 +11,7 @@
 use std::convert::Infallible;
 use std::ops::Deref;
 
-use breakerbox::{Breaker, BreakerBox, Metrics, State};
+use breakerbox::{Breaker, BreakerBox, BreakerBoxBuilder, ConfigError, Metrics, State};
 
 use crate::host::Host;
 
@@ -170,6 +170,19 @@ impl<O: Single> Breakers<O> {
         states.sort_by(|a, b| a.0.cmp(&b.0));
         states
     }
+}
+
+/// Builds a per-host family, its errors named by this crate's settings (`max_hosts`,
+/// `host_idle_timeout`).
+pub(crate) fn family(builder: BreakerBoxBuilder<String>) -> Result<BreakerBox<String>, ConfigError> {
+    builder.build().map_err(|e| {
+        let field = match e.field() {
+            "max_breakers" => "max_hosts",
+            "idle_timeout" => "host_idle_timeout",
+            other => other,
+        };
+        ConfigError::new(field, format_args!("{}", e.value()), e.expected())
+    })
 }
 
 #[cfg(feature = "tower")]

@@ -10,9 +10,29 @@
 //! | [`Classifier::success_2xx`] | every status outside 2xx, transport errors, timeouts | 2xx |
 //! | [`Classifier::only_200`] (the original) | every status but 200, transport errors, timeouts | 200 |
 //!
-//! In every preset, an error of kind [`ErrorKind::Request`] (the client could not build
-//! the request) is [`Outcome::Ignored`]: it says nothing about the server. Anything else
-//! is a closure away: [`Classifier::from_fn`].
+//! An error of kind [`ErrorKind::Request`] (the client could not build the request) never
+//! reaches a classifier: it says nothing about the server, and the breaker counts it
+//! nowhere (the presets would call it [`Outcome::Ignored`]). Nor does the breaker's own
+//! timeout: it is always a failure. Anything else is a closure away:
+//! [`Classifier::from_fn`].
+//!
+//! # Seeing the verdict
+//!
+//! Every response that comes through an [`HttpBreaker`](crate::HttpBreaker) carries a
+//! [`Verdict`] in its extensions: how the breaker counted it, and why. (The tower layers
+//! and the reqwest middleware add none, to allocate nothing per call: their outcomes
+//! reach the core's `on_outcome` listeners.)
+//!
+//! ```no_run
+//! use breakerbox_http::{HttpBreaker, Verdict};
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let breaker = HttpBreaker::builder(reqwest::Client::new()).build()?;
+//! let response = breaker.do_request("GET", "http://127.0.0.1:8080/stock/42").await?;
+//! if let Some(verdict) = Verdict::of(&response) {
+//!     println!("{}: {:?}, {}", response.status(), verdict.outcome(), verdict.reason());
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -145,18 +165,36 @@ impl Classifier {
 }
 
 // The reports every way in gives its breaker: `HttpBreaker` (async and blocking), the
-// tower classifier and the reqwest middleware call these two, and nothing else.
+// tower classifier and the reqwest middleware call these, and nothing else.
 impl Classifier {
-    /// The report on a response with `status` (the breaker's status extractor's) and
-    /// `headers`: its outcome, and the `Retry-After` of a failing 429 or 503.
-    pub(crate) fn report(&self, status: StatusCode, headers: &HeaderMap) -> Report {
+    /// The verdict on a response with `status` (the breaker's status extractor's) and
+    /// `headers`: its outcome, why, and the `Retry-After` of a failing 429 or 503.
+    pub(crate) fn verdict(&self, status: StatusCode, headers: &HeaderMap) -> Verdict {
         let outcome = self.classify(&Attempt::Response { status, headers });
-        if outcome != Outcome::Failure {
-            return Report::new(outcome);
-        }
-        match retry_after(status, headers, SystemTime::now()) {
-            Some(hint) => Report::failure().with_retry_after(hint),
-            None => Report::failure(),
+        let retry_after = match outcome {
+            Outcome::Failure => retry_after(status, headers, SystemTime::now()),
+            _ => None,
+        };
+        Verdict { outcome, reason: self.reason(status, outcome), retry_after }
+    }
+
+    /// The report on a response: [`verdict`](Self::verdict) for the breaker.
+    #[cfg(any(feature = "tower", feature = "reqwest-middleware"))]
+    pub(crate) fn report(&self, status: StatusCode, headers: &HeaderMap) -> Report {
+        self.verdict(status, headers).report()
+    }
+
+    /// Why a preset gave `outcome` for `status`.
+    fn reason(&self, status: StatusCode, outcome: Outcome) -> &'static str {
+        match (&self.kind, outcome) {
+            (Kind::Custom(_), _) => "the custom classifier's decision (Classifier::from_fn)",
+            (_, Outcome::Success) => "a success status for this classifier",
+            (_, Outcome::Ignored) => "ignored by this classifier",
+            (Kind::Standard, _) if status.is_server_error() => "a server error (5xx)",
+            (Kind::Standard, _) if status == StatusCode::REQUEST_TIMEOUT => "408 Request Timeout: the server is slow",
+            (Kind::Standard, _) => "429 Too Many Requests: the server sheds load",
+            (Kind::Success2xx, _) => "not a 2xx status (Classifier::success_2xx)",
+            (Kind::Only200, _) => "not 200 (Classifier::only_200, the original's rule)",
         }
     }
 
@@ -184,6 +222,67 @@ impl fmt::Debug for Classifier {
             Kind::Only200 => "Classifier::only_200",
             Kind::Custom(_) => "Classifier::from_fn",
         })
+    }
+}
+
+/// How the breaker counted a response, and why: left in the extensions of every response
+/// an [`HttpBreaker`](crate::HttpBreaker) gives back (fallback stand-ins excepted).
+///
+/// # Examples
+///
+/// ```
+/// use breakerbox_http::Verdict;
+///
+/// let response = http::Response::new(());
+/// assert!(Verdict::of(&response).is_none(), "not through a breaker");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    outcome: Outcome,
+    reason: &'static str,
+    retry_after: Option<Duration>,
+}
+
+impl Verdict {
+    /// The verdict the breaker left on `response`, if it came through one.
+    pub fn of<R: VerdictOf>(response: &R) -> Option<Self> {
+        response.verdict()
+    }
+
+    /// How the breaker counted the response.
+    pub const fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// Why, in words (for example "a server error (5xx)").
+    pub const fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The `Retry-After` of a failing 429 or 503, which may keep the breaker open
+    /// longer.
+    pub const fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    pub(crate) fn report(&self) -> Report {
+        match (self.outcome, self.retry_after) {
+            (Outcome::Failure, Some(hint)) => Report::failure().with_retry_after(hint),
+            (outcome, _) => Report::new(outcome),
+        }
+    }
+}
+
+/// A response that can carry a [`Verdict`]: any `http::Response`, and with the
+/// `reqwest` feature `reqwest::Response`.
+pub trait VerdictOf {
+    /// The verdict in the response's extensions.
+    fn verdict(&self) -> Option<Verdict>;
+}
+
+impl<B> VerdictOf for http::Response<B> {
+    fn verdict(&self) -> Option<Verdict> {
+        self.extensions().get::<Verdict>().copied()
     }
 }
 

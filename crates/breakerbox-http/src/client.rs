@@ -68,6 +68,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -89,6 +90,16 @@ pub trait HttpResponse {
 
     /// The headers (the breaker reads `Retry-After`).
     fn headers(&self) -> &HeaderMap;
+
+    /// The response's extensions, where the breaker leaves its
+    /// [`Verdict`](crate::Verdict); `None` for a response that has none.
+    ///
+    /// # Default
+    ///
+    /// `None`.
+    fn extensions_mut(&mut self) -> Option<&mut http::Extensions> {
+        None
+    }
 }
 
 impl<B> HttpResponse for http::Response<B> {
@@ -98,6 +109,10 @@ impl<B> HttpResponse for http::Response<B> {
 
     fn headers(&self) -> &HeaderMap {
         http::Response::headers(self)
+    }
+
+    fn extensions_mut(&mut self) -> Option<&mut http::Extensions> {
+        Some(http::Response::extensions_mut(self))
     }
 }
 
@@ -110,7 +125,10 @@ pub enum ErrorKind {
     /// The request or the response took too long.
     Timeout,
     /// The request could not be built or sent as given (a URL the client rejects, a bad
-    /// header). It says nothing about the server: the classifiers ignore it.
+    /// header, https without TLS). It says nothing about the server: the breaker counts
+    /// it nowhere (its permit is released unrecorded) and gives it back as
+    /// [`HttpError::InvalidRequest`](crate::HttpError::InvalidRequest) or
+    /// [`HttpError::InvalidUrl`](crate::HttpError::InvalidUrl).
     Request,
     /// Any other transport error (reset, protocol error, body error).
     Other,
@@ -118,9 +136,17 @@ pub enum ErrorKind {
 
 /// An async HTTP client the breaker can drive.
 ///
-/// Implemented for `reqwest::Client` (feature `reqwest`). See the [module
-/// docs](crate::client) for a hand-written implementation, and
+/// Implemented for `reqwest::Client` of reqwest 0.13 (feature `reqwest`). See the
+/// [module docs](crate::client) for a hand-written implementation, and
 /// `examples/custom_client.rs` for one over a raw TCP stream.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `HttpClient` that breakerbox-http can drive",
+    label = "not an async client of breakerbox-http",
+    note = "breakerbox-http implements `HttpClient` for `reqwest::Client` of reqwest 0.13 (feature `reqwest`); \
+            a `reqwest::Client` of another reqwest version (0.12, say) is another type: depend on reqwest 0.13",
+    note = "a blocking client (`ureq::Agent`, feature `ureq`) goes behind `breakerbox_http::blocking::HttpBreaker`",
+    note = "any other client: implement `HttpClient` for it (one method, `execute`; see `breakerbox_http::client`)"
+)]
 pub trait HttpClient: Send + Sync + 'static {
     /// The client's response.
     type Response: HttpResponse + Send + 'static;
@@ -151,11 +177,55 @@ pub trait HttpClient: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         ThreadSleep::new(duration)
     }
+
+    /// Whether [`buffer_body`](Self::buffer_body) reads the body; the builder's
+    /// [`buffer_body`](crate::HttpBreakerBuilder::buffer_body) refuses a client that
+    /// cannot.
+    ///
+    /// # Default
+    ///
+    /// `false`.
+    const BUFFERS_BODY: bool = false;
+
+    /// Reads the whole body of `response`, and gives the response back with its body in
+    /// memory, for [`buffer_body`](crate::HttpBreakerBuilder::buffer_body). An error
+    /// (a body that breaks) is classified as any transport error.
+    ///
+    /// # Default
+    ///
+    /// The response as it is (with [`BUFFERS_BODY`](Self::BUFFERS_BODY) `false`).
+    fn buffer_body(
+        &self,
+        response: Self::Response,
+    ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send {
+        std::future::ready(Ok(response))
+    }
+
+    /// For an error of kind [`ErrorKind::Request`]: when it means the URL can never be
+    /// sent by this client as built (reqwest without a TLS feature, given `https://`),
+    /// the URL and what to do. The breaker then answers
+    /// [`HttpError::InvalidUrl`](crate::HttpError::InvalidUrl) with them, instead of
+    /// [`HttpError::InvalidRequest`](crate::HttpError::InvalidRequest).
+    ///
+    /// # Default
+    ///
+    /// `None`.
+    fn invalid_url(error: &Self::Error) -> Option<(String, &'static str)> {
+        let _ = error;
+        None
+    }
 }
 
 /// A blocking HTTP client, for [`blocking::HttpBreaker`](crate::blocking::HttpBreaker).
 ///
-/// Implemented for `ureq::Agent` (feature `ureq`).
+/// Implemented for `ureq::Agent` of ureq 3 (feature `ureq`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `BlockingHttpClient` that breakerbox-http can drive",
+    label = "not a blocking client of breakerbox-http",
+    note = "breakerbox-http implements `BlockingHttpClient` for `ureq::Agent` of ureq 3 (feature `ureq`)",
+    note = "an async client (`reqwest::Client` of reqwest 0.13, feature `reqwest`) goes behind `breakerbox_http::HttpBreaker`",
+    note = "any other client: implement `BlockingHttpClient` for it (one method, `execute`)"
+)]
 pub trait BlockingHttpClient: Send + Sync + 'static {
     /// The client's response.
     type Response: HttpResponse + Send + 'static;
@@ -184,15 +254,17 @@ pub trait BlockingHttpClient: Send + Sync + 'static {
 // ===== impl ThreadSleep =====
 
 /// A runtime-agnostic sleep: the first poll starts a thread that sleeps, then wakes the
-/// task. Used only between retries, which the retry budget keeps rare.
+/// task. Dropping the sleep (a request that beat its timeout) ends the thread at once.
+/// Clients on a runtime override [`HttpClient::sleep`] with the runtime's timer.
 struct ThreadSleep {
     deadline: Instant,
-    shared: Option<Arc<Mutex<Timer>>>,
+    shared: Option<(Arc<Mutex<Timer>>, Option<Thread>)>,
 }
 
 #[derive(Default)]
 struct Timer {
     done: bool,
+    dropped: bool,
     waker: Option<Waker>,
 }
 
@@ -211,23 +283,34 @@ impl Future for ThreadSleep {
             return Poll::Ready(());
         }
         let deadline = self.deadline;
-        let shared = self.shared.get_or_insert_with(|| {
+        let (shared, _) = self.shared.get_or_insert_with(|| {
             let shared = Arc::new(Mutex::new(Timer::default()));
             let theirs = Arc::clone(&shared);
             let spawned = std::thread::Builder::new().name("breakerbox-http-sleep".into()).spawn(move || {
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
                 let mut timer = theirs.lock().unwrap_or_else(|e| e.into_inner());
-                timer.done = true;
-                if let Some(waker) = timer.waker.take() {
-                    waker.wake();
+                while !timer.dropped {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        timer.done = true;
+                        if let Some(waker) = timer.waker.take() {
+                            waker.wake();
+                        }
+                        break;
+                    }
+                    drop(timer);
+                    std::thread::park_timeout(left);
+                    timer = theirs.lock().unwrap_or_else(|e| e.into_inner());
                 }
             });
-            if spawned.is_err() {
-                // No thread to wait on: sleep here rather than spin.
-                std::thread::sleep(deadline.saturating_duration_since(now));
-                shared.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+            match spawned {
+                Ok(handle) => (shared, Some(handle.thread().clone())),
+                Err(_) => {
+                    // No thread to wait on: sleep here rather than spin.
+                    std::thread::sleep(deadline.saturating_duration_since(now));
+                    shared.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+                    (shared, None)
+                }
             }
-            shared
         });
         let mut timer = shared.lock().unwrap_or_else(|e| e.into_inner());
         if timer.done {
@@ -235,6 +318,15 @@ impl Future for ThreadSleep {
         } else {
             timer.waker = Some(cx.waker().clone());
             Poll::Pending
+        }
+    }
+}
+
+impl Drop for ThreadSleep {
+    fn drop(&mut self) {
+        if let Some((shared, Some(thread))) = &self.shared {
+            shared.lock().unwrap_or_else(|e| e.into_inner()).dropped = true;
+            thread.unpark();
         }
     }
 }

@@ -19,6 +19,9 @@
 //! max_hosts = 1000
 //! host_idle_timeout = "10m"
 //! retry = { attempts = 3, base = "50ms", max = "2s", jitter = 0.5, budget = 0.2, all_methods = false }
+//! timeout = "5s"                                   # each attempt; counted as a failure
+//! cancel_counts_after = "1s"                       # (a core key) a request dropped after this long counts; or "never"
+//! buffer_body = false                              # record at the response head
 //! ```
 //!
 //! In the environment, with figment: `Env::prefixed("HTTP_").split("__")` reads
@@ -60,14 +63,16 @@ use crate::{
 };
 
 /// An [`HttpBreaker`]'s settings. Every key is optional; a missing key keeps the
-/// builder's default (see [`HttpBreakerBuilder`]).
+/// builder's production default (see [`HttpBreakerBuilder`]): per host, the standard
+/// classifier, a 30 s timeout. `per_host = false` for one breaker.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HttpConfig {
     /// The core breaker's settings (the template of every host's breaker), at the top
     /// level: `name`, `consecutive_failures`, `failure_rate`, `slow_calls`, `open_wait`,
-    /// `half_open_probes`, `probe_lease`, `retry_after_limit`. The name defaults to
+    /// `half_open_probes`, `probe_lease`, `cancel_counts_after`, `retry_after_limit`. The
+    /// name defaults to
     /// `"http"`.
     #[serde(flatten)]
     pub breaker: BreakerConfig,
@@ -87,6 +92,12 @@ pub struct HttpConfig {
     /// Retries through the breaker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// The timeout of each attempt (default 30 s).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Record each outcome once the body has been read (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer_body: Option<bool>,
 }
 
 /// A [`Classifier`] preset, by name.
@@ -203,14 +214,7 @@ impl HttpConfig {
         if let Some(d) = self.host_idle_timeout {
             family = family.idle_timeout(d);
         }
-        family.build().map_err(|e| {
-            let field = match e.field() {
-                "max_breakers" => "max_hosts",
-                "idle_timeout" => "host_idle_timeout",
-                other => other,
-            };
-            ConfigError::new(field, format_args!("{}", e.value()), e.expected())
-        })
+        crate::breakers::family(family)
     }
 }
 

@@ -54,11 +54,26 @@ pub enum HttpError<E> {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The client could not build or send the request as given (an error of kind
+    /// [`ErrorKind::Request`](crate::ErrorKind::Request): a bad header, a body that
+    /// cannot be serialized, a URL the client refuses). It is the caller's mistake, not
+    /// the server's: nothing was counted, not even as ignored.
+    InvalidRequest(E),
+    /// The breaker cannot send this request as given (a streaming body, which a retry
+    /// could not send again). Nothing was sent and nothing counted.
+    Unsupported {
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
     /// The circuit is open (or half-open with every probe slot taken): the request was
     /// not sent. [`Rejected::retry_after`] says when a trial request will be let through.
     CircuitOpen(Rejected),
-    /// The client's transport error (connection refused, timeout, reset). It was counted
-    /// as the classifier said.
+    /// The breaker's own [timeout](crate::HttpBreakerBuilder::timeout) expired before
+    /// the response (or, with [`buffer_body`](crate::HttpBreakerBuilder::buffer_body),
+    /// its body) arrived. The attempt was counted as a failure.
+    TimedOut(TimedOut),
+    /// The client's transport error (connection refused, the client's own timeout,
+    /// reset). It was counted as the classifier said.
     Transport(E),
 }
 
@@ -82,6 +97,11 @@ impl<E> HttpError<E> {
         self.rejected().and_then(Rejected::retry_after)
     }
 
+    /// Whether the breaker's own timeout expired.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::TimedOut(_))
+    }
+
     /// The client's error, if the request failed in transport.
     pub fn into_transport(self) -> Option<E> {
         match self {
@@ -95,7 +115,10 @@ impl<E> HttpError<E> {
         match self {
             Self::InvalidMethod { method, valid } => HttpError::InvalidMethod { method, valid },
             Self::InvalidUrl { url, reason } => HttpError::InvalidUrl { url, reason },
+            Self::InvalidRequest(e) => HttpError::InvalidRequest(op(e)),
+            Self::Unsupported { reason } => HttpError::Unsupported { reason },
             Self::CircuitOpen(r) => HttpError::CircuitOpen(r),
+            Self::TimedOut(t) => HttpError::TimedOut(t),
             Self::Transport(e) => HttpError::Transport(op(e)),
         }
     }
@@ -107,7 +130,7 @@ impl<E> From<Rejected> for HttpError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for HttpError<E> {
+impl<E: std::error::Error> fmt::Display for HttpError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidMethod { method, valid } if valid.is_empty() => {
@@ -117,14 +140,28 @@ impl<E: fmt::Display> fmt::Display for HttpError<E> {
                 write!(f, "invalid method `{method}`: valid methods are {}", valid.join(", "))
             }
             Self::InvalidUrl { url, reason } => write!(f, "invalid URL `{url}`: {reason}"),
+            Self::InvalidRequest(e) => {
+                // reqwest's own message is only "builder error": the reason is below.
+                write!(f, "invalid request (not sent, not counted): {e}")?;
+                let mut next = e.source();
+                while let Some(cause) = next {
+                    write!(f, ": {cause}")?;
+                    next = cause.source();
+                }
+                Ok(())
+            }
+            Self::Unsupported { reason } => write!(f, "unsupported request (not sent, not counted): {reason}"),
             Self::CircuitOpen(r) => r.fmt(f),
-            Self::Transport(e) => e.fmt(f),
+            Self::TimedOut(t) => t.fmt(f),
+            Self::Transport(e) => fmt::Display::fmt(e, f),
         }
     }
 }
 
-/// Transparent over the client's error: `Display` is its message and `source` its
-/// source, so an error chain never repeats a message.
+/// Transparent over the client's transport error: `Display` is its message and `source`
+/// its source, so an error chain never repeats a message. An
+/// [`InvalidRequest`](HttpError::InvalidRequest) prints its whole chain (it is the
+/// caller's to fix) and has no source.
 impl<E: std::error::Error + 'static> std::error::Error for HttpError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -133,6 +170,48 @@ impl<E: std::error::Error + 'static> std::error::Error for HttpError<E> {
         }
     }
 }
+
+/// The breaker's own timeout expired: no response (or no whole body) within
+/// [`after`](Self::after). Always counted as a failure.
+///
+/// A custom [`Classifier`](crate::Classifier) never sees it: a timeout of the breaker
+/// is a failure by definition (set a longer timeout, or none, if that is wrong for a
+/// service).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use breakerbox_http::TimedOut;
+///
+/// let t = TimedOut::new(Duration::from_millis(1500));
+/// assert_eq!(t.after(), Duration::from_millis(1500));
+/// assert_eq!(t.to_string(), "timed out after 1.5s (the breaker's timeout; counted as a failure)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimedOut {
+    after: Duration,
+}
+
+impl TimedOut {
+    /// A timeout that expired after `after`.
+    pub const fn new(after: Duration) -> Self {
+        Self { after }
+    }
+
+    /// The timeout that expired.
+    pub const fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?} (the breaker's timeout; counted as a failure)", self.after)
+    }
+}
+
+impl std::error::Error for TimedOut {}
 
 /// A setting that cannot work, found by `build()` (or [`HttpBreaker::new`](crate::HttpBreaker::new)):
 /// the core's [`ConfigError`](breakerbox::ConfigError), with this crate's settings named

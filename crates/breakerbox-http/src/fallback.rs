@@ -2,11 +2,12 @@
 //! `_empty_response`).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use breakerbox::Rejected;
 
-use crate::HttpError;
+use crate::{BoxFuture, HttpError, TimedOut};
 
 /// What went wrong, handed to the fallback.
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub enum Failure<R, E> {
     Response(R),
     /// The client failed in transport (after any retries).
     Transport(E),
+    /// The breaker's own timeout expired (after any retries).
+    TimedOut(TimedOut),
     /// The breaker refused the request; it was not sent.
     Rejected(Rejected),
 }
@@ -26,12 +29,13 @@ impl<R, E> Failure<R, E> {
     ///
     /// # Errors
     ///
-    /// [`HttpError::Transport`] for a transport error, [`HttpError::CircuitOpen`] for a
-    /// rejection.
+    /// [`HttpError::Transport`] for a transport error, [`HttpError::TimedOut`] for a
+    /// timeout, [`HttpError::CircuitOpen`] for a rejection.
     pub fn into_result(self) -> Result<R, HttpError<E>> {
         match self {
             Self::Response(r) => Ok(r),
             Self::Transport(e) => Err(HttpError::Transport(e)),
+            Self::TimedOut(t) => Err(HttpError::TimedOut(t)),
             Self::Rejected(r) => Err(HttpError::CircuitOpen(r)),
         }
     }
@@ -58,11 +62,28 @@ impl FallbackOn {
     }
 }
 
-type FallbackFn<R, E> = dyn Fn(Failure<R, E>) -> Result<R, HttpError<E>> + Send + Sync;
+type FallbackFn<R, E> = dyn Fn(Failure<R, E>) -> BoxFuture<'static, Result<R, HttpError<E>>> + Send + Sync;
 
+/// A fallback, sync or async: every fallback is kept as an async one (a sync one's
+/// answer is a ready future, boxed only when the fallback runs).
 pub(crate) struct Fallback<R, E> {
     pub(crate) on: FallbackOn,
-    pub(crate) f: Arc<FallbackFn<R, E>>,
+    f: Arc<FallbackFn<R, E>>,
+}
+
+impl<R: Send + 'static, E: Send + 'static> Fallback<R, E> {
+    pub(crate) fn new<F, Fut>(on: FallbackOn, f: F) -> Self
+    where
+        F: Fn(Failure<R, E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HttpError<E>>> + Send + 'static,
+    {
+        Self { on, f: Arc::new(move |failure| Box::pin(f(failure))) }
+    }
+
+    /// What the fallback gives back for `failure`.
+    pub(crate) fn call(&self, failure: Failure<R, E>) -> BoxFuture<'static, Result<R, HttpError<E>>> {
+        (self.f)(failure)
+    }
 }
 
 impl<R, E> Clone for Fallback<R, E> {

@@ -34,7 +34,12 @@ impl<'a> Host<'a> {
         if host.is_empty() {
             return Err("no host");
         }
-        Ok(Self { scheme, host, port: port.unwrap_or(default_port) })
+        let port = match port {
+            Port::Default => default_port,
+            Port::Given(port) => port,
+            Port::Invalid => return Err("invalid port: the port must be a number from 1 to 65535"),
+        };
+        Ok(Self { scheme, host, port })
     }
 
     /// The host of `url`; `None` when it has no `http` or `https` host.
@@ -57,10 +62,32 @@ impl<'a> Host<'a> {
 /// and a port; longer keys go to the heap.
 const STACK: usize = 288;
 
+/// The port of an authority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Port {
+    /// None given (or an empty one, `host:`): the scheme's.
+    Default,
+    /// A port from 1 to 65535.
+    Given(u16),
+    /// Not a port a connection can go to: 0, above 65535, not a number.
+    Invalid,
+}
+
+impl Port {
+    /// As `Uri::port_u16` reads it.
+    #[cfg(test)]
+    fn as_u16(self) -> Option<u16> {
+        match self {
+            Self::Given(port) => Some(port),
+            _ => None,
+        }
+    }
+}
+
 /// The host and port of an authority, as `Uri::host` and `Uri::port_u16` read them, in
 /// one pass: after any user info, a bracketed IPv6 address or the text before the
-/// first `:`, then the port after it (`None` when absent or not a port number).
-fn host_port(authority: &str) -> (&str, Option<u16>) {
+/// first `:`, then the port after it.
+fn host_port(authority: &str) -> (&str, Port) {
     let rest = authority.rsplit_once('@').map_or(authority, |(_, r)| r);
     let (host, port) = if rest.starts_with('[') {
         match rest.find(']') {
@@ -73,7 +100,14 @@ fn host_port(authority: &str) -> (&str, Option<u16>) {
             None => (rest, None),
         }
     };
-    (host, port.and_then(|p| p.parse().ok()))
+    let port = match port {
+        None | Some("") => Port::Default,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => Port::Invalid,
+            Ok(port) => Port::Given(port),
+        },
+    };
+    (host, port)
 }
 
 /// The default port of `http` and `https`, in any case.
@@ -146,8 +180,13 @@ mod tests {
         assert_eq!(key("HTTPS://example.com").unwrap(), "https://example.com:443");
         assert_eq!(key("http://127.0.0.1:8080/x").unwrap(), "http://127.0.0.1:8080");
         assert_eq!(key("http://[::1]:9/").unwrap(), "http://[::1]:9");
-        assert_eq!(key("http://h:0/").unwrap(), "http://h:0");
+        assert_eq!(key("http://h:1/").unwrap(), "http://h:1");
         assert_eq!(key("http://h:65535/").unwrap(), "http://h:65535");
+        assert_eq!(key("http://h:/").unwrap(), "http://h:80", "an empty port is the scheme's");
+        // Issue 9: a port no connection can go to is the caller's mistake.
+        for bad in ["http://h:0/", "http://h:65536/", "http://h:99999/"] {
+            assert_eq!(key(bad), Err("invalid port: the port must be a number from 1 to 65535"), "{bad}");
+        }
         assert!(key("/only/a/path").is_err());
         assert!(key("ftp://example.com/").is_err());
     }
@@ -164,11 +203,10 @@ mod tests {
             "http://[fe80::1%25eth0]:1/",
             "http://example.com:/",
             "http://example.com:99999/",
-            "http://127.0.0.1:0/",
         ] {
             let uri: Uri = text.parse().unwrap();
             let (host, port) = host_port(uri.authority().unwrap().as_str());
-            assert_eq!((host, port), (uri.host().unwrap(), uri.port_u16()), "{text}");
+            assert_eq!((host, port.as_u16()), (uri.host().unwrap(), uri.port_u16()), "{text}");
         }
     }
 

@@ -170,6 +170,12 @@ pub(crate) struct Entry<C: HttpClient> {
     pub(crate) handler: Handler<C>,
 }
 
+impl<C: HttpClient> Clone for Entry<C> {
+    fn clone(&self) -> Self {
+        Self { method: self.method.clone(), handler: self.handler.clone() }
+    }
+}
+
 impl<C: HttpClient> Methods<C> {
     /// An empty table: every method is invalid until added.
     pub const fn empty() -> Self {
@@ -268,9 +274,7 @@ impl<C: HttpClient> Default for Methods<C> {
 
 impl<C: HttpClient> Clone for Methods<C> {
     fn clone(&self) -> Self {
-        let entries =
-            self.entries.iter().map(|e| Entry { method: e.method.clone(), handler: e.handler.clone() }).collect();
-        Self { entries }
+        Self { entries: self.entries.clone() }
     }
 }
 

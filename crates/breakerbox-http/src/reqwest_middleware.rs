@@ -57,6 +57,7 @@
 //! ```
 
 use std::error::Error as StdError;
+use std::time::Duration;
 
 use ::reqwest_middleware::{Error, Middleware, Next, Result};
 use breakerbox::{Breaker, BreakerBox, BreakerBuilder, Rejected, Report};
@@ -65,6 +66,7 @@ use reqwest::{Request, Response, Url};
 
 use crate::breakers::{BreakerRef, Breakers};
 use crate::host::Host;
+use crate::timeout::{DEFAULT_TIMEOUT, Deadline};
 use crate::{Classifier, ConfigError, ErrorKind};
 
 /// A circuit breaker for a reqwest-middleware chain: one breaker per host by default.
@@ -75,12 +77,13 @@ use crate::{Classifier, ConfigError, ErrorKind};
 /// of a known host is built on the stack, so admission costs no allocation. A request
 /// with no `http` or `https` host goes through unguarded. The permit of a request is
 /// held by the middleware's future: dropping the future (a timeout outside, a
-/// cancelled task) frees it and records nothing.
+/// cancelled task) releases it as the core's cancellation rule says.
 ///
 /// | result | counted as |
 /// |---|---|
-/// | a response | what the [`Classifier`] says of its status (default [`Classifier::standard`]: 5xx, 408, 429 fail); a failing 429 or 503 with `Retry-After` keeps the breaker open at least that long |
-/// | `Error::Reqwest` | [`ErrorKind::Connect`], [`ErrorKind::Timeout`], [`ErrorKind::Other`] fail; [`ErrorKind::Request`] (reqwest could not build the request) is ignored |
+/// | a response | what the [`Classifier`] says of its status (default [`Classifier::standard`]: 5xx, 408, 429 fail); a failing 429 or 503 with `Retry-After` keeps the breaker open at least that long (no [`Verdict`](crate::Verdict) in its extensions: that would cost allocations per request; read the outcome with an `on_outcome` listener) |
+/// | no response within the [timeout](Self::with_timeout) (default 30 s) | a failure; the request ends in `Error::Middleware`, downcasting to [`TimedOut`](crate::TimedOut) |
+/// | `Error::Reqwest` | [`ErrorKind::Connect`], [`ErrorKind::Timeout`], [`ErrorKind::Other`] fail; [`ErrorKind::Request`] (reqwest could not build the request, or has no TLS for `https`) counts nowhere |
 /// | `Error::Middleware` from a layer inside | [`ErrorKind::Other`]: a failure; a rejection by another breaker inside is ignored |
 ///
 /// # Examples
@@ -110,10 +113,16 @@ use crate::{Classifier, ConfigError, ErrorKind};
 /// # Clone
 ///
 /// Clones share the breakers.
+///
+/// # Default
+///
+/// The crate's production defaults (see the [crate docs](crate#defaults)): one breaker
+/// per host, [`Classifier::standard`], a timeout of 30 s per request.
 #[derive(Clone, Debug)]
 pub struct BreakerMiddleware {
     breakers: Breakers,
     classifier: Classifier,
+    timeout: Option<Duration>,
 }
 
 impl BreakerMiddleware {
@@ -130,12 +139,37 @@ impl BreakerMiddleware {
 
     /// One breaker per host, from `hosts` (your bounds, your names).
     pub fn per_host(hosts: BreakerBox<String>) -> Self {
-        Self { breakers: Breakers::PerHost(hosts), classifier: Classifier::standard() }
+        Self::with_breakers(Breakers::PerHost(hosts))
     }
 
     /// One breaker, `breaker`, for every request whatever its host.
     pub fn single(breaker: Breaker) -> Self {
-        Self { breakers: Breakers::One(breaker), classifier: Classifier::standard() }
+        Self::with_breakers(Breakers::One(breaker))
+    }
+
+    fn with_breakers(breakers: Breakers) -> Self {
+        Self { breakers, classifier: Classifier::standard(), timeout: Some(DEFAULT_TIMEOUT) }
+    }
+
+    /// Bounds each request (each attempt, inside reqwest-retry) by `timeout`: one
+    /// still running then ends in `Error::Middleware` downcasting to
+    /// [`TimedOut`](crate::TimedOut), counted as a failure.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// No timeout of the middleware's own (the client's applies).
+    #[must_use]
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// The timeout of each request.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// Classifies with `classifier` instead of [`Classifier::standard`].
@@ -161,14 +195,18 @@ impl BreakerMiddleware {
         self.breakers.guard(Host::of_url(url)).map(BreakerRef::into_owned)
     }
 
-    fn classify(&self, result: &Result<Response>) -> Report {
-        match result {
+    /// The report on `result`, `None` for the caller's own error (counted nowhere).
+    fn classify(&self, result: &Result<Response>) -> Option<Report> {
+        Some(match result {
             Ok(response) => self.classifier.report(response.status(), response.headers()),
-            Err(Error::Reqwest(e)) => self.classifier.report_error(crate::reqwest::error_kind(e), e),
+            Err(Error::Reqwest(e)) => match crate::reqwest::error_kind(e) {
+                ErrorKind::Request => return None,
+                kind => self.classifier.report_error(kind, e),
+            },
             // Another breaker inside refused: nothing was sent.
             Err(e) if rejection(e).is_some() => Report::ignored(),
             Err(Error::Middleware(e)) => self.classifier.report_error(ErrorKind::Other, e.as_ref()),
-        }
+        })
     }
 }
 
@@ -180,10 +218,20 @@ impl Middleware for BreakerMiddleware {
             Some(Err(rejected)) => return Err(rejected_error(rejected)),
             None => return next.run(req, extensions).await,
         };
-        // Dropping this future before the response frees the permit (recording nothing).
-        let result = next.run(req, extensions).await;
-        permit.record(self.classify(&result));
-        result
+        // Dropping this future before the response releases the permit (the core's
+        // cancellation rule says whether it counts).
+        match Deadline::new(next.run(req, extensions), self.timeout, tokio::time::sleep).await {
+            Ok(result) => {
+                if let Some(report) = self.classify(&result) {
+                    permit.record(report);
+                }
+                result
+            }
+            Err(timed_out) => {
+                permit.failure();
+                Err(Error::middleware(timed_out))
+            }
+        }
     }
 }
 

@@ -40,7 +40,7 @@
 //! # Examples
 //!
 //! One breaker per host in front of hyper-util's client (the pattern of
-//! `examples/tower.rs`):
+//! `examples/http_tower.rs`):
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -114,7 +114,11 @@ fn defaults_when_keys_are_missing() {
     let client = Canned::default();
     let breaker = config.build(client.clone()).unwrap();
     assert_eq!(breaker.name(), "http");
-    assert!(breaker.breaker().is_some(), "one breaker unless per_host says otherwise");
+    // Issue 9: the production defaults are per host, as the builder's.
+    assert!(breaker.breaker().is_none(), "one breaker per host unless per_host says otherwise");
+    assert!(
+        toml::from_str::<HttpConfig>("per_host = false").unwrap().build(Canned::default()).unwrap().breaker().is_some()
+    );
     // The standard classifier: a 404 is a success, a 503 a failure.
     block_on(breaker.do_request("GET", "http://a.test/404")).unwrap();
     assert_eq!(breaker.metrics().successes, 1);

@@ -1,15 +1,20 @@
 //! `PerHostLayer`: one breaker per host around a tower HTTP client.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use breakerbox::{Breaker, BreakerBox, Classify};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{BoxError, StatusClassifier};
 use crate::breakers::{BreakerRef, Breakers};
 use crate::host::Host;
+use crate::timeout::{DEFAULT_TIMEOUT, Deadline, Timed};
 
 /// Wraps services in a [`PerHostService`]: one breaker per scheme, host and port of the
 /// request URI, from a [`BreakerBox<String>`]. See the [module docs](super).
@@ -23,10 +28,20 @@ use crate::host::Host;
 /// let hosts = BreakerBox::builder(Breaker::builder().name("api").policy(Policy::consecutive_failures(3)))
 ///     .max_breakers(100)
 ///     .build()?;
-/// let layer = PerHostLayer::new(hosts).with_classifier(StatusClassifier::success_2xx());
+/// let layer = PerHostLayer::new(hosts)
+///     .with_classifier(StatusClassifier::success_2xx())
+///     .with_timeout(std::time::Duration::from_secs(5));
 /// # let _ = layer;
 /// # Ok::<(), breakerbox::ConfigError>(())
 /// ```
+///
+/// # Default
+///
+/// The crate's production defaults (see the [crate docs](crate#defaults)):
+/// [`Classifier::standard`](crate::Classifier::standard), and a timeout of 30 s per
+/// call, counted as a failure (tokio's timer: the timer starts only for a call that is
+/// not ready at once, and needs a tokio runtime; [`without_timeout`](Self::without_timeout)
+/// on another runtime).
 ///
 /// # Clone
 ///
@@ -35,13 +50,19 @@ use crate::host::Host;
 pub struct PerHostLayer<C = StatusClassifier> {
     hosts: Breakers<Infallible>,
     classifier: C,
+    timeout: Option<Duration>,
 }
 
 impl PerHostLayer {
     /// A layer that keys requests into `hosts`, classifying with
-    /// [`Classifier::standard`](crate::Classifier::standard).
+    /// [`Classifier::standard`](crate::Classifier::standard), within the default
+    /// timeout (30 s).
     pub fn new(hosts: BreakerBox<String>) -> Self {
-        Self { hosts: Breakers::PerHost(hosts), classifier: StatusClassifier::standard() }
+        Self {
+            hosts: Breakers::PerHost(hosts),
+            classifier: StatusClassifier::standard(),
+            timeout: Some(DEFAULT_TIMEOUT),
+        }
     }
 }
 
@@ -49,7 +70,27 @@ impl<C> PerHostLayer<C> {
     /// Classifies results with `classifier` instead: another [`StatusClassifier`], or
     /// any [`Classify`] of the inner service's result.
     pub fn with_classifier<C2>(self, classifier: C2) -> PerHostLayer<C2> {
-        PerHostLayer { hosts: self.hosts, classifier }
+        PerHostLayer { hosts: self.hosts, classifier, timeout: self.timeout }
+    }
+
+    /// Bounds each call by `timeout`: a call still running then ends in an error that
+    /// downcasts to [`TimedOut`](crate::TimedOut), counted as a failure of its host.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// No timeout of the layer's own (put one inside it, or rely on the client's).
+    #[must_use]
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// The timeout of each call.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The family of breakers, keyed `"{scheme}://{host}:{port}"`.
@@ -62,7 +103,7 @@ impl<S, C: Clone> Layer<S> for PerHostLayer<C> {
     type Service = PerHostService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PerHostService { inner, hosts: self.hosts.clone(), classifier: self.classifier.clone() }
+        PerHostService { inner, hosts: self.hosts.clone(), classifier: self.classifier.clone(), timeout: self.timeout }
     }
 }
 
@@ -85,13 +126,13 @@ pub struct PerHostService<S, C = StatusClassifier> {
     inner: S,
     hosts: Breakers<Infallible>,
     classifier: C,
+    timeout: Option<Duration>,
 }
 
 impl<S> PerHostService<S> {
-    /// Puts `inner` behind `hosts`, classifying with
-    /// [`Classifier::standard`](crate::Classifier::standard).
+    /// Puts `inner` behind `hosts`, as [`PerHostLayer::new`] does.
     pub fn new(inner: S, hosts: BreakerBox<String>) -> Self {
-        Self { inner, hosts: Breakers::PerHost(hosts), classifier: StatusClassifier::standard() }
+        PerHostLayer::new(hosts).layer(inner)
     }
 }
 
@@ -141,19 +182,57 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let classifier = self.classifier.clone();
-        let Some(admission) = self.hosts.try_acquire_owned(Host::of_uri(request.uri()).ok()) else {
-            return PerHostFuture::unguarded(self.inner.call(request), classifier);
+        use breakerbox::tower::ResponseFuture;
+        let classifier = Timed(self.classifier.clone());
+        let timer: Timer = tokio::time::sleep;
+        let admission = self.hosts.try_acquire_owned(Host::of_uri(request.uri()).ok());
+        let inner = match admission {
+            None => ResponseFuture::unguarded(Deadline::new(self.inner.call(request), None, timer), classifier),
+            Some(Ok(permit)) => {
+                let call = Deadline::new(self.inner.call(request), self.timeout, timer);
+                ResponseFuture::admitted(call, permit, classifier)
+            }
+            Some(Err(rejected)) => ResponseFuture::rejected(rejected, classifier),
         };
-        match admission {
-            Ok(permit) => PerHostFuture::admitted(self.inner.call(request), permit, classifier),
-            Err(rejected) => PerHostFuture::rejected(rejected, classifier),
-        }
+        PerHostFuture { inner }
     }
 }
 
 // ===== PerHostFuture =====
 
-/// The future of a [`PerHostService`] call: the core's response future. Dropping it
-/// before it completes frees the call's permit without recording anything.
-pub type PerHostFuture<F, C> = breakerbox::tower::ResponseFuture<F, C>;
+type Timer = fn(Duration) -> tokio::time::Sleep;
+
+pin_project! {
+    /// The future of a [`PerHostService`] call: the core's response future around the
+    /// call and its timeout. Dropping it before it completes releases the call's
+    /// permit as the core's cancellation rule says.
+    pub struct PerHostFuture<F, C> {
+        #[pin]
+        inner: breakerbox::tower::ResponseFuture<Deadline<F, Timer, tokio::time::Sleep>, Timed<C>>,
+    }
+}
+
+impl<F, C, T, E> Future for PerHostFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T, E>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Rejections and timeouts come boxed from the core's future; the call's own
+        // error is boxed here.
+        Poll::Ready(match std::task::ready!(self.project().inner.poll(cx)) {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(error.into()),
+            Err(error) => Err(error),
+        })
+    }
+}
+
+impl<F, C> std::fmt::Debug for PerHostFuture<F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerHostFuture").field("inner", &self.inner).finish()
+    }
+}

@@ -125,16 +125,20 @@ async fn transport_errors_and_timeouts_are_failures_in_every_preset() {
 
 #[tokio::test]
 async fn a_request_the_client_cannot_build_is_ignored() {
-    // http::Uri accepts this URL, reqwest's URL parser does not: the request never
-    // leaves the process, and says nothing about the server.
+    // http::Uri accepts this URL, no connection can go to it: the request never leaves
+    // the process, and says nothing about the server. Issue 9: it is an invalid URL
+    // that says what to do (it was `Transport("builder error")`, counted as ignored),
+    // and it is counted nowhere.
     let breaker = crate::builder(1, Duration::from_secs(10), &ManualClock::new()).build().unwrap();
     let result = breaker.do_request("GET", "http://127.0.0.1:99999/").await;
     match result {
-        Err(HttpError::Transport(e)) => assert!(e.is_builder(), "{e}"),
+        Err(HttpError::InvalidUrl { reason, .. }) => {
+            assert_eq!(reason, "invalid port: the port must be a number from 1 to 65535");
+        }
         other => panic!("{other:?}"),
     }
     assert!(breaker.is_closed());
-    assert_eq!(breaker.metrics().ignored, 1);
+    assert_eq!(breaker.metrics().ignored, 0);
 }
 
 #[tokio::test]

@@ -12,15 +12,21 @@ mod support;
 #[allow(dead_code)]
 mod custom_client_example;
 
+mod caller_errors;
 mod classify;
 mod custom_client;
 mod fallback;
 mod half_open;
 mod methods;
+mod original;
+mod outcomes;
 mod per_host;
+mod reqwest_builder;
 mod retry;
 mod retry_after;
+mod settings;
 mod story;
+mod timeout;
 #[cfg(feature = "ureq")]
 mod ureq;
 mod urls;
@@ -30,14 +36,22 @@ use std::time::Duration;
 use breakerbox::{ManualClock, OpenWait, Policy};
 use breakerbox_http::{Classifier, HttpBreaker, HttpBreakerBuilder};
 
-/// The original's settings (`HttpBreaker::new`) on a manual clock.
+/// The original's settings (`HttpBreaker::new`: only 200 succeeds, no `Retry-After`,
+/// no timeout, one breaker) on a manual clock.
 fn original(threshold: u32, window: Duration, clock: &ManualClock) -> HttpBreaker<reqwest::Client> {
-    builder(threshold, window, clock).classifier(Classifier::only_200()).build().unwrap()
+    builder(threshold, window, clock)
+        .classifier(Classifier::only_200())
+        .retry_after_limit(Duration::ZERO)
+        .without_timeout()
+        .build()
+        .unwrap()
 }
 
-/// A builder with a consecutive-failures policy and a fixed window on a manual clock.
+/// A builder with one breaker for every host, a consecutive-failures policy and a fixed
+/// window on a manual clock.
 fn builder(threshold: u32, window: Duration, clock: &ManualClock) -> HttpBreakerBuilder<reqwest::Client> {
     HttpBreaker::builder(reqwest::Client::new())
+        .without_per_host()
         .policy(Policy::consecutive_failures(threshold))
         .open_wait(OpenWait::fixed(window))
         .clock(clock.clone())

@@ -103,8 +103,10 @@ fn ureq_sends_full_requests_and_custom_methods() {
 
     // An extension method ureq cannot send is the caller's problem, never counted.
     breaker.methods_mut().add("REPORT").unwrap();
-    assert!(matches!(breaker.do_request("REPORT", &server.url("/")), Err(HttpError::Transport(_))));
+    // Issue 9: the caller's error is InvalidRequest, counted nowhere (it was a
+    // Transport error counted as ignored).
+    assert!(matches!(breaker.do_request("REPORT", &server.url("/")), Err(HttpError::InvalidRequest(_))));
     assert_eq!(server.hits(), 3);
-    assert_eq!(breaker.metrics().ignored, 1);
+    assert_eq!(breaker.metrics().ignored, 0);
     let _: &Blocking<ureq::Agent> = breaker.get_ref().client();
 }

@@ -154,3 +154,43 @@ pub(crate) fn refused_url() -> String {
     drop(listener);
     format!("http://{addr}/")
 }
+
+/// What a [`raw`] server does after it sent the head and the first bytes of the body.
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Then {
+    /// Keeps the connection open and sends nothing more.
+    Stall,
+    /// Closes the connection, short of the `content-length` it announced.
+    Break,
+}
+
+/// A server on 127.0.0.1 that answers every request with a 200 head announcing a
+/// 100-byte body, sends 5 bytes of it, then stalls or breaks. Returns its URL.
+#[allow(dead_code)]
+pub(crate) fn raw(then: Then) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello");
+                let _ = stream.flush();
+                if let Then::Stall = then {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+            });
+        }
+    });
+    format!("http://{addr}/")
+}

@@ -2,7 +2,7 @@
 //! stack, against two local servers on 127.0.0.1.
 //!
 //! ```sh
-//! cargo run -p breakerbox-http --example tower --features tower
+//! cargo run -p breakerbox-http --example http_tower --features tower
 //! ```
 //!
 //! `inventory` is down for its first 3 requests (503), then recovers; `pricing` is

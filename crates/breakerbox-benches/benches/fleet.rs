@@ -7,9 +7,10 @@
 //!   own `Fleet`, its own connections) is open, over 200 trials on loopback; median, p99
 //!   and max are printed.
 //!
-//! Run with `cargo bench -p breakerbox-redis` (it starts `redis-server` itself).
+//! Run with `cargo bench -p breakerbox-benches --all-features --bench fleet` (it starts
+//! `redis-server` itself).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../breakerbox-redis/tests/support/mod.rs"]
 mod support;
 
 use std::hint::black_box;

@@ -8,7 +8,7 @@
 //! per-pair differences, which such drift cannot bias.
 //!
 //! ```sh
-//! cargo bench -p breakerbox-http --bench http_overhead
+//! cargo bench -p breakerbox-benches --bench http_overhead
 //! ```
 
 mod support;

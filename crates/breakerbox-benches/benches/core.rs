@@ -20,7 +20,7 @@
 //! a closed group whose breaker tripped, or an open group whose breaker admitted a call,
 //! panics instead of reporting a number for the wrong scenario.
 //!
-//! Run: `cargo bench -p breakerbox --bench breakerbox_benches -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p breakerbox-benches --bench core -- --warm-up-time 1 --measurement-time 3`
 
 use std::future::Future;
 use std::hint::black_box;

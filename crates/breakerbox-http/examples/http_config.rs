@@ -2,9 +2,9 @@
 //! server on 127.0.0.1.
 //!
 //! ```sh
-//! cargo run -p breakerbox-http --example config --features serde
+//! cargo run -p breakerbox-http --example http_config --features serde
 //! HTTP_BREAKER_OPEN_WAIT=1s HTTP_BREAKER_RETRY__ATTEMPTS=1 \
-//!     cargo run -p breakerbox-http --example config --features serde
+//!     cargo run -p breakerbox-http --example http_config --features serde
 //! ```
 //!
 //! The settings come from `examples/http.toml`, then `HTTP_BREAKER_<KEY>` variables

@@ -15,10 +15,10 @@
 //! criterion's runs of each variant cannot bias.
 //!
 //! ```sh
-//! cargo bench -p breakerbox-http --features tower,reqwest-middleware --bench layers -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p breakerbox-benches --bench http_layers -- --warm-up-time 1 --measurement-time 3
 //! ```
 
-#[path = "../tests/support/memory.rs"]
+#[path = "../../breakerbox-http/tests/support/memory.rs"]
 mod memory;
 mod support;
 
