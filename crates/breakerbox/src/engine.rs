@@ -116,6 +116,10 @@ enum AgeClock {
 /// A probe slot no probe holds.
 const FREE: u64 = u64::MAX;
 
+/// The slot index of a probe whose generation ended before it got a slot (no slot has
+/// it, so its report is late).
+const NO_SLOT: usize = packed::MAX_PROBES as usize;
+
 impl Ticket {
     /// The state the call was admitted in.
     pub(crate) fn admitted_in(self) -> State {
@@ -352,19 +356,16 @@ impl Engine {
         packed::pack_deadline(generation, now.saturating_add(self.probe_lease), self.base).min(FREE - 1)
     }
 
-    /// Whether a slot holds a probe of `generation`.
-    fn holds(&self, raw: u64, generation: u64) -> bool {
-        raw != FREE && packed::deadline_for(raw, generation, self.base).is_some()
-    }
-
     /// Frees the slots still stamped by older generations (their probes' reports are
     /// late anyway), so that tags never stay long enough to alias. Runs when a new
-    /// half-open generation is published; a slot a new probe has taken meanwhile keeps
-    /// its stamp.
+    /// half-open generation is published. Only *older* stamps go: this thread may publish
+    /// late, after newer generations' probes have taken slots (the stress test
+    /// `probe_slots_under_takeover_drops_and_reopenings` found that clearing everything
+    /// not of this generation leaked their places in the count).
     fn clear_stale_probes(&self, generation: u64) {
         for slot in self.probe_slots.iter() {
             let cur = slot.load(Ordering::Acquire);
-            if cur != FREE && !self.holds(cur, generation) {
+            if cur != FREE && packed::deadline_is_older(cur, generation) {
                 let _ = slot.compare_exchange(cur, FREE, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
@@ -382,20 +383,26 @@ impl Engine {
             .min()
     }
 
-    /// Gives an admitted probe of `generation` a slot. One is always free: the word
-    /// admitted this probe only with a slot to spare (probes in flight never outnumber
-    /// the slots, and a probe frees its slot before it leaves the count).
+    /// Gives an admitted probe of `generation` a slot: a free one, or one stamped by an
+    /// older generation (never a newer one's: this thread may be late). While the
+    /// generation is current one is always there: the word admitted this probe only
+    /// with a slot to spare (probes in flight never outnumber the slots, and a probe
+    /// frees its slot before it leaves the count). A probe whose generation has ended
+    /// meanwhile gets `NO_SLOT`: it is late, whatever it reports.
     fn claim_probe(&self, generation: u64, now: u64) -> usize {
         let stamp = self.stamp(generation, now);
         loop {
             for (i, slot) in self.probe_slots.iter().enumerate() {
                 let cur = slot.load(Ordering::Acquire);
                 // AcqRel: the slot passes from a finished probe to this one.
-                if !self.holds(cur, generation)
+                if (cur == FREE || packed::deadline_is_older(cur, generation))
                     && slot.compare_exchange(cur, stamp, Ordering::AcqRel, Ordering::Relaxed).is_ok()
                 {
                     return i;
                 }
+            }
+            if Word::generation_of(self.word.load(Ordering::Acquire)) != generation {
+                return NO_SLOT;
             }
             // Another probe admitted at the same time took the slot we saw; ours is
             // about to come free.

@@ -109,3 +109,62 @@ fn concurrent_failures_open_once() {
         assert_eq!(b.metrics().failures, (THREADS * 2) as u64);
     }
 }
+
+/// Probes taken over after their lease, dropped, released, failed and succeeded by real
+/// threads that also move the clock: never more probes in flight than slots, no thread
+/// stuck waiting for a slot, and nothing left in flight when every permit is gone.
+#[test]
+fn probe_slots_under_takeover_drops_and_reopenings() {
+    const PROBES: u32 = 2;
+    let clock = ManualClock::new();
+    let b = Breaker::builder()
+        .policy(Policy::consecutive_failures(1))
+        .open_wait(OpenWait::fixed(Duration::from_millis(1)))
+        .half_open_probes(PROBES)
+        .probe_lease(Duration::from_millis(2))
+        .cancel_counts_after(Duration::from_millis(3))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let b = b.clone();
+        move || {
+            let barrier = Barrier::new(THREADS);
+            std::thread::scope(|s| {
+                for t in 0..THREADS {
+                    let (b, barrier, clock) = (&b, &barrier, &clock);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let mut held = Vec::new();
+                        for i in 0..CALLS / 4 {
+                            clock.advance(Duration::from_micros(100));
+                            if let Ok(permit) = b.try_acquire_owned() {
+                                match (i + t) % 6 {
+                                    0 | 1 => held.push(permit), // silent for a while
+                                    2 => drop(permit),
+                                    3 => permit.release(),
+                                    4 => permit.failure(),
+                                    _ => permit.success(),
+                                }
+                            }
+                            if held.len() > 3 {
+                                held.remove(0).success();
+                            }
+                            assert!(b.metrics().probes_in_flight <= PROBES, "more probes in flight than slots");
+                        }
+                        drop(held);
+                    });
+                }
+            });
+            let _ = tx.send(());
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120)).expect("a thread is stuck (waiting for a probe slot?)");
+    let m = b.metrics();
+    assert_eq!(m.probes_in_flight, 0, "every permit is gone: {m:?}");
+    assert!(m.opens > 10, "the breaker cycled: {m:?}");
+    b.reset();
+    b.try_acquire().unwrap().success();
+    assert_eq!(b.state(), State::Closed);
+}
