@@ -183,25 +183,32 @@ fn loom_counts_are_exact_across_stripes_and_slot_handover() {
     });
 }
 
+/// A breaker with one probe slot, tripped, half-open, its probe admitted and held for
+/// one more wait (past a lease of `WAIT`, or not), with `cancel_counts_after` as given.
+fn probe_held_for_a_wait(lease: Duration, cancel_counts_after: Option<Duration>) -> (Breaker, OwnedPermit) {
+    let clock = ManualClock::new();
+    let b = Breaker::builder()
+        .policy(Policy::consecutive_failures(1))
+        .open_wait(OpenWait::fixed(WAIT))
+        .probe_lease(lease)
+        .cancel_counts_after(cancel_counts_after)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    b.try_acquire().unwrap().failure();
+    clock.advance(WAIT);
+    let probe = b.try_acquire_owned().unwrap();
+    clock.advance(WAIT);
+    (b, probe)
+}
+
 /// Model 7: a probe silent past its lease loses its slot to the next call, racing with
 /// its own drop and another acquirer: never more live probes than slots, whichever
 /// comes first, and the loser's drop frees nothing of the winner's.
 #[test]
 fn loom_a_taken_over_probe_and_its_drop_never_exceed_the_slots() {
     loom::model(|| {
-        let clock = ManualClock::new();
-        let b = Breaker::builder()
-            .policy(Policy::consecutive_failures(1))
-            .open_wait(OpenWait::fixed(WAIT))
-            .probe_lease(WAIT)
-            .cancel_counts_after(None)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        b.try_acquire().unwrap().failure();
-        clock.advance(WAIT);
-        let silent = b.try_acquire_owned().unwrap();
-        clock.advance(WAIT);
+        let (b, silent) = probe_held_for_a_wait(WAIT, None);
         let dropper = thread::spawn(move || drop(silent));
         let acquirers: Vec<_> = (0..2)
             .map(|_| {
@@ -227,19 +234,7 @@ fn loom_a_taken_over_probe_and_its_drop_never_exceed_the_slots() {
 #[test]
 fn loom_a_probe_cancelled_late_reopens_and_admits_no_second_probe() {
     loom::model(|| {
-        let clock = ManualClock::new();
-        let b = Breaker::builder()
-            .policy(Policy::consecutive_failures(1))
-            .open_wait(OpenWait::fixed(WAIT))
-            .probe_lease(WAIT * 10)
-            .cancel_counts_after(WAIT)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        b.try_acquire().unwrap().failure();
-        clock.advance(WAIT);
-        let probe = b.try_acquire_owned().unwrap();
-        clock.advance(WAIT);
+        let (b, probe) = probe_held_for_a_wait(WAIT * 10, Some(WAIT));
         let dropper = thread::spawn(move || drop(probe));
         let b2 = b.clone();
         let acquirer = thread::spawn(move || b2.try_acquire_owned().ok());
