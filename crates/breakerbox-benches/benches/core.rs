@@ -9,9 +9,8 @@
 //! | `closed_1_in_10_failing` | as above, every tenth call fails; no breaker ever trips (checked) |
 //! | `open_rejecting` | an open breaker (one-hour wait) rejects a call; breakerbox on its default clock, a `CoarseClock`, with a `String` name, and forced open |
 //! | `two_threads` | 1 or 2 threads call one shared closed breaker; time per call; plus a control whose threads share nothing |
-//! | `async_ready` | an async call with an immediately ready future, polled once |
+//! | `async_ready` | an async call with an immediately ready future, polled once; beside the bare future and the sync call; and with a future that holds 256 bytes of state |
 //! | `clock_read` | one reading of each breakerbox clock |
-//! | `family_get` | `BreakerBox::get` of an existing key |
 //!
 //! Peers whose only API is async (`breaker`) or a service (`tower-resilience-circuitbreaker`,
 //! `seatbelt`) are driven in the sync groups the only way they can be: their future is
@@ -22,15 +21,17 @@
 //!
 //! Run: `cargo bench -p breakerbox-benches --bench core -- --warm-up-time 1 --measurement-time 3`
 
+mod threads;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use threads::run_threads;
 
 /// The open wait of every tripped breaker: far longer than any run.
 const LONG: Duration = Duration::from_secs(3600);
@@ -463,10 +464,47 @@ mod single_threaded {
         group.throughput(Throughput::Elements(1));
         let mut rejected = 0u64;
 
+        // The two parts of an async call, in the same run: the bare future polled the same
+        // way, and the sync `call` of the same breaker.
+        group.bench_function("bare_future", |b| {
+            b.iter(|| {
+                let r = poll_now(std::future::ready(Ok::<_, &str>(black_box(1u64))));
+                rejected += u64::from(r.is_err());
+                black_box(r)
+            })
+        });
+
         let bb = closed_breakerbox(NEVER);
+        group.bench_function("breakerbox_sync_call", |b| {
+            b.iter(|| {
+                let r = black_box(&bb).call(|| Ok::<_, &str>(black_box(1u64)));
+                rejected += u64::from(r.is_err());
+                black_box(r)
+            })
+        });
         group.bench_function("breakerbox", |b| {
             b.iter(|| {
                 let r = poll_now(black_box(&bb).call_async(std::future::ready(Ok::<_, &str>(black_box(1u64)))));
+                rejected += u64::from(r.is_err());
+                black_box(r)
+            })
+        });
+        // A future with state of its own: the cost of moving it (an `async fn` wrapper
+        // stored it twice and copied it on the first poll).
+        let stateful = || async {
+            let state = black_box([7u8; 256]);
+            Ok::<_, &str>(u64::from(state[black_box(255)]))
+        };
+        group.bench_function("bare_future_256_bytes", |b| {
+            b.iter(|| {
+                let r = poll_now(stateful());
+                rejected += u64::from(r.is_err());
+                black_box(r)
+            })
+        });
+        group.bench_function("breakerbox_256_bytes", |b| {
+            b.iter(|| {
+                let r = poll_now(black_box(&bb).call_async(stateful()));
                 rejected += u64::from(r.is_err());
                 black_box(r)
             })
@@ -657,7 +695,7 @@ mod clock {
     use std::hint::black_box;
     use std::time::Instant;
 
-    use breakerbox::{Breaker, BreakerBox, Clock, CoarseClock, ManualClock, MonotonicClock};
+    use breakerbox::{Clock, CoarseClock, ManualClock, MonotonicClock};
     use criterion::{Criterion, Throughput};
 
     pub(crate) fn clock_read(c: &mut Criterion) {
@@ -672,57 +710,10 @@ mod clock {
         group.bench_function("manual", |b| b.iter(|| black_box(&manual).now_nanos()));
         group.finish();
     }
-
-    pub(crate) fn family_get(c: &mut Criterion) {
-        let mut group = c.benchmark_group("family_get");
-        group.throughput(Throughput::Elements(1));
-        for (id, template) in [
-            ("monotonic", Breaker::builder().name("hosts")),
-            ("coarse", Breaker::builder().name("hosts").clock(CoarseClock::new(super::MS))),
-        ] {
-            let family: BreakerBox<String> = BreakerBox::new(template).expect("valid family");
-            for n in 0..100 {
-                let _ = family.get(format!("host-{n}.example:443").as_str());
-            }
-            group.bench_function(id, |b| b.iter(|| family.get(black_box("host-42.example:443"))));
-        }
-        group.finish();
-    }
 }
 
 /// One millisecond: the coarse clock's resolution throughout.
 const MS: Duration = Duration::from_millis(1);
-
-/// Runs `threads` threads that each make `iters` calls with their own closure from `make`,
-/// all released at once by a barrier; returns the wall time per call times `iters`
-/// (criterion divides by `iters`), that is from the first thread's start to the last
-/// thread's end, divided by `threads`.
-fn run_threads<M, G>(iters: u64, threads: usize, make: M) -> Duration
-where
-    M: Fn() -> G + Sync,
-    G: FnMut(u64),
-{
-    let barrier = Barrier::new(threads);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut f = make();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        f(i);
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("benchmark thread panicked")).collect()
-    });
-    let start = spans.iter().map(|s| s.0).min().expect("at least one thread");
-    let end = spans.iter().map(|s| s.1).max().expect("at least one thread");
-    (end - start) / u32::try_from(threads).expect("few threads")
-}
 
 fn config() -> Criterion {
     Criterion::default()
@@ -738,6 +729,5 @@ criterion_group!(
         multi_threaded::two_threads,
         single_threaded::async_ready,
         clock::clock_read,
-        clock::family_get,
 );
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 //!
 //! | group | what one iteration is |
 //! |---|---|
-//! | `tower_in_memory` | `poll_ready` + `call` + the response future, on an in-memory `service_fn` that is ready at once and answers `200` (`http::Response<()>`), polled with a no-op waker: the bare service, the core's `CircuitBreakerLayer` with `StatusClassifier`, `PerHostLayer` (one host; and with a `CoarseClock` template, whose lookups stamp the host's last use for less), tower-resilience's layer classifying by status |
+//! | `tower_in_memory` | `poll_ready` + `call` + the response future, on an in-memory `service_fn` that is ready at once and answers `200` (`http::Response<()>`), polled with a no-op waker: the bare service, the core's `CircuitBreakerLayer` with `StatusClassifier`, `PerHostLayer` (one host, and 64 hosts round robin), tower-resilience's layer classifying by status |
 //! | `per_host_parts` | the per-host lookup's share: `BreakerBox::get` of a prebuilt key, `try_acquire_owned`, a success; and the same without the lookup |
 //! | `tower_open` | the same, with the breaker open: the rejection (breakerbox only) |
 //! | `middleware_in_memory` | `ClientWithMiddleware::execute` of a GET on a chain that ends in a middleware answering `200` from memory: that middleware alone, behind a pass-through middleware (the cost of any middleware), behind `BreakerMiddleware` per host, behind `BreakerMiddleware::single` |
@@ -26,7 +26,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use breakerbox::{Breaker, BreakerBox, CoarseClock, OpenWait, Policy};
+use breakerbox::{Breaker, BreakerBox, OpenWait, Policy};
 use breakerbox_http::BreakerMiddleware;
 use breakerbox_http::tower::PerHostLayer;
 use criterion::{Criterion, criterion_group};
@@ -82,18 +82,19 @@ fn tower_in_memory(c: &mut Criterion) {
     assert_eq!(per_host.hosts().len(), 1);
     assert!(per_host.hosts().open_keys().is_empty());
 
-    let coarse = PerHostLayer::new(
-        BreakerBox::new(
-            Breaker::builder()
-                .name("bench")
-                .policy(Policy::consecutive_failures(5))
-                .open_wait(OpenWait::fixed(LONG))
-                .clock(CoarseClock::new(Duration::from_millis(1))),
-        )
-        .unwrap(),
-    );
-    let mut coarse_svc = coarse.layer(upstream());
-    group.bench_function("PerHostLayer (1 host, CoarseClock)", |b| b.iter(|| call(&mut coarse_svc, &uri).unwrap()));
+    let many = PerHostLayer::new(hosts());
+    let mut many_svc = many.layer(upstream());
+    let uris: Vec<Uri> =
+        (0..64).map(|i| format!("http://api-{i}.internal.example.com:8080/item/42").parse().unwrap()).collect();
+    let mut next = 0;
+    group.bench_function("PerHostLayer (64 hosts, round robin)", |b| {
+        b.iter(|| {
+            next = (next + 1) % uris.len();
+            call(&mut many_svc, &uris[next]).unwrap()
+        })
+    });
+    assert_eq!(many.hosts().len(), 64);
+    assert!(many.hosts().open_keys().is_empty());
 
     let tr_layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
         .name("bench")
@@ -109,6 +110,9 @@ fn tower_in_memory(c: &mut Criterion) {
     // The parts of the per-host lookup: the family alone, with the key already built.
     let mut group = c.benchmark_group("per_host_parts");
     let family = hosts();
+    group.bench_function("BreakerBox::try_acquire_owned + success", |b| {
+        b.iter(|| family.try_acquire_owned(black_box("http://api.example:8080")).unwrap().success())
+    });
     group.bench_function("BreakerBox::get + try_acquire_owned + success", |b| {
         b.iter(|| family.get(black_box("http://api.example:8080")).try_acquire_owned().unwrap().success())
     });

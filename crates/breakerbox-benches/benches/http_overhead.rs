@@ -66,6 +66,16 @@ impl HttpClient for InMemory {
 fn in_memory(c: &mut Criterion) {
     let url = "http://127.0.0.1:8080/item/42";
     let breaker = HttpBreaker::new(InMemory, 5, Duration::from_secs(30)).unwrap();
+    // The same settings as `new`'s but one breaker per host.
+    let per_host = HttpBreaker::builder(InMemory)
+        .policy(breakerbox::Policy::consecutive_failures(5))
+        .open_wait(breakerbox::OpenWait::fixed(Duration::from_secs(30)))
+        .retry_after_limit(Duration::ZERO)
+        .classifier(breakerbox_http::Classifier::only_200())
+        .without_timeout()
+        .per_host()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("in_memory_get");
     group.bench_function("client alone", |b| {
         b.iter(|| {
@@ -77,7 +87,11 @@ fn in_memory(c: &mut Criterion) {
     group.bench_function("through HttpBreaker", |b| {
         b.iter(|| block_on(breaker.do_request("GET", black_box(url))).unwrap())
     });
+    group.bench_function("through HttpBreaker, per host", |b| {
+        b.iter(|| block_on(per_host.do_request("GET", black_box(url))).unwrap())
+    });
     group.finish();
+    assert_eq!(per_host.host_states().len(), 1);
 }
 
 /// Polls a future that is ready at once.

@@ -928,7 +928,8 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
     }
 
     /// Keeps at most `n` hosts' breakers (implies [`per_host`](Self::per_host)); past
-    /// it, idle and then least recently used closed breakers are dropped.
+    /// it, a new host evicts a least recently used closed one (see
+    /// [`BreakerBox`](breakerbox::BreakerBox) for the exact rule).
     #[must_use]
     pub fn max_hosts(mut self, n: usize) -> Self {
         self.per_host.get_or_insert(PER_HOST).max = n;

@@ -105,7 +105,12 @@ impl<O: Single> Breakers<O> {
         &self,
         host: Option<Host<'_>>,
     ) -> Option<Result<breakerbox::OwnedPermit, breakerbox::Rejected>> {
-        self.guard(host).map(|breaker| breaker.try_acquire_owned())
+        match (self, host) {
+            // The family's own breaker gives the permit: no handle cloned but the permit's.
+            (Self::PerHost(family), Some(host)) => Some(host.with_key(|key| family.try_acquire_owned(key))),
+            (Self::PerHost(_), None) => None,
+            (Self::One(one), _) => Some(one.breaker().try_acquire_owned()),
+        }
     }
 
     /// The single breaker; `None` per host.
@@ -130,7 +135,14 @@ impl<O: Single> Breakers<O> {
         match self {
             Self::One(one) => one.breaker().state(),
             Self::PerHost(family) => {
-                family.states().into_iter().map(|(_, s)| s).max_by_key(|s| s.severity()).unwrap_or(State::Closed)
+                let mut worst = State::Closed;
+                family.for_each(|_, b| {
+                    let state = b.state();
+                    if state.severity() > worst.severity() {
+                        worst = state;
+                    }
+                });
+                worst
             }
         }
     }
@@ -139,29 +151,42 @@ impl<O: Single> Breakers<O> {
     pub(crate) fn reset(&self) {
         match self {
             Self::One(one) => one.breaker().reset(),
-            Self::PerHost(family) => family.entries().iter().for_each(|(_, b)| b.reset()),
+            Self::PerHost(family) => family.reset_all(),
         }
     }
 
     /// A snapshot of the counters; per host, the counters summed over the hosts, the
     /// longest streak of failures, and the state, time in state and rates of the worst
-    /// host; `None` per host when there is no host yet.
+    /// host (the first met among equally bad ones); `None` per host when there is no
+    /// host yet.
     pub(crate) fn metrics(&self) -> Option<Metrics> {
         let family = match self {
             Self::One(one) => return Some(one.breaker().metrics()),
             Self::PerHost(family) => family,
         };
-        let all: Vec<Metrics> = family.entries().iter().map(|(_, b)| b.metrics()).collect();
-        let mut sum = all.iter().max_by_key(|m| m.state.severity())?.clone();
-        sum.successes = all.iter().map(|m| m.successes).sum();
-        sum.failures = all.iter().map(|m| m.failures).sum();
-        sum.ignored = all.iter().map(|m| m.ignored).sum();
-        sum.rejected = all.iter().map(|m| m.rejected).sum();
-        sum.slow_calls = all.iter().map(|m| m.slow_calls).sum();
-        sum.opens = all.iter().map(|m| m.opens).sum();
-        sum.probes_in_flight = all.iter().map(|m| m.probes_in_flight).sum();
-        sum.consecutive_failures = all.iter().map(|m| m.consecutive_failures).max().unwrap_or(0);
-        Some(sum)
+        let mut sum: Option<Metrics> = None;
+        family.for_each(|_, b| {
+            let m = b.metrics();
+            let Some(sum) = sum.as_mut() else {
+                sum = Some(m);
+                return;
+            };
+            let (successes, failures, ignored, rejected) = (sum.successes, sum.failures, sum.ignored, sum.rejected);
+            let (slow_calls, opens, probes_in_flight) = (sum.slow_calls, sum.opens, sum.probes_in_flight);
+            let consecutive_failures = sum.consecutive_failures.max(m.consecutive_failures);
+            if m.state.severity() > sum.state.severity() {
+                *sum = m.clone();
+            }
+            sum.successes = successes + m.successes;
+            sum.failures = failures + m.failures;
+            sum.ignored = ignored + m.ignored;
+            sum.rejected = rejected + m.rejected;
+            sum.slow_calls = slow_calls + m.slow_calls;
+            sum.opens = opens + m.opens;
+            sum.probes_in_flight = probes_in_flight + m.probes_in_flight;
+            sum.consecutive_failures = consecutive_failures;
+        });
+        sum
     }
 
     /// Each host's state, sorted by host; empty with one breaker.

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::call::Call;
 use crate::clock::{AnyClock, Clock};
 use crate::engine::{Engine, Settings};
 use crate::event::{Listeners, Recorded, Transition};
@@ -183,9 +184,13 @@ impl Breaker {
         result.map_err(Error::Inner)
     }
 
-    /// Awaits `fut` through the breaker: `Ok` is a success, `Err` a failure. If the
-    /// returned future is dropped before it completes (cancelled), nothing is recorded
-    /// and the half-open slot, if any, is freed.
+    /// Awaits `fut` through the breaker: `Ok` is a success, `Err` a failure. A panic
+    /// while `fut` is polled is recorded as a failure and then continues to unwind. The
+    /// breaker is asked on the first poll, not when the future is made. If the returned
+    /// future is dropped before it completes (cancelled), nothing is recorded and the
+    /// half-open slot, if any, is freed, unless the call was in flight for
+    /// [`cancel_counts_after`](BreakerBuilder::cancel_counts_after) or longer: then it
+    /// counts as a failure.
     ///
     /// # Errors
     ///
@@ -202,13 +207,14 @@ impl Breaker {
     /// assert_eq!(answer.unwrap(), 42);
     /// # });
     /// ```
-    // A plain fn returning the inner future: an `async fn` here would nest one future
-    // in another and move it on every call.
+    // Plain fns returning a hand-written future (`call.rs`): an `async fn` here would
+    // nest one future in another, or store `fut` twice and move it on the first poll.
+    #[inline]
     pub fn call_async<T, E, F>(&self, fut: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(classify, fut)
+        Call::new(self, classify, fut)
     }
 
     /// [`call_async`](Self::call_async) with a classifier, as in
@@ -217,16 +223,14 @@ impl Breaker {
     /// # Errors
     ///
     /// As [`call`](Self::call).
-    pub async fn call_async_with<T, E, F, C, R>(&self, classify: C, fut: F) -> Result<T, Error<E>>
+    #[inline]
+    pub fn call_async_with<T, E, F, C, R>(&self, classify: C, fut: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Future<Output = Result<T, E>>,
         C: FnOnce(&Result<T, E>) -> R,
         R: Into<Report>,
     {
-        let permit = self.try_acquire()?;
-        let result = fut.await;
-        permit.record(classify(&result));
-        result.map_err(Error::Inner)
+        Call::new(self, classify, fut)
     }
 
     /// The state. An open breaker whose wait has passed reports
@@ -327,10 +331,6 @@ impl Breaker {
     #[cfg(feature = "tower")]
     pub(crate) fn inner_name(&self) -> Name {
         self.inner.name.clone()
-    }
-
-    pub(crate) fn clock_nanos(&self) -> u64 {
-        self.inner.now()
     }
 }
 

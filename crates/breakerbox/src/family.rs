@@ -1,49 +1,101 @@
 //! `BreakerBox`: one breaker per key (per host, per endpoint, per tenant), created on
 //! first use from one template, bounded in size, evicting idle keys.
+//!
+//! # Design
+//!
+//! A family sits on every request of a per-host client, so a lookup of a known key must
+//! cost little more than the breaker's own call and must not slow down when threads
+//! share it. A lookup here is one hash and one probe of a lock-free map, and writes
+//! nothing shared:
+//!
+//! - **The map** is [papaya](https://docs.rs/papaya)'s: reads take no lock and
+//!   write only the reading thread's own epoch slot; removed breakers are freed once no
+//!   reader can see them. A sharded `RwLock` map (what this family used, and what
+//!   `DashMap` is) writes the shard's lock word on every read, so two threads reading
+//!   the same shard bounce one cache line and a family got slower with a second thread.
+//!   scc's `HashIndex` reads lock-free as well; papaya measured faster on the hit
+//!   (`BENCHMARKS.md`, the `family_hit` group, has every line side by side).
+//! - **The hasher** is [aHash](https://docs.rs/ahash), keyed per family with random
+//!   keys from the operating system. Keys come from URLs an attacker can choose; an
+//!   unkeyed fast hash would let one send hosts that all collide and turn every lookup
+//!   into a scan. aHash is designed to resist that (HashDoS) at a fraction of SipHash's
+//!   cost; the key is hashed once per lookup.
+//! - **No handle is cloned on a hit.** [`call`](BreakerBox::call),
+//!   [`with_breaker`](BreakerBox::with_breaker) and
+//!   [`try_acquire_owned`](BreakerBox::try_acquire_owned) run on the family's own
+//!   reference to the breaker; cloning a [`Breaker`] is a reference-count increment,
+//!   a shared write on the same cache line as the breaker's state.
+//!   [`get`](BreakerBox::get) still returns a handle, for code that keeps one.
+//! - **Last use is stamped from a coarse tick**, and only when the tick has moved: on
+//!   the [`MonotonicClock`](crate::MonotonicClock), the process-wide 5 ms tick that
+//!   also times permit ages (a load of a static, not a system call); on any other clock
+//!   (a `ManualClock` in tests, a `CoarseClock`), that clock. A key looked up a million
+//!   times a second is written once per tick.
+//! - **The bound is exact.** First uses take one insertion lock (lookups never do):
+//!   under it, the key is looked up again, a place is taken, and a full family evicts
+//!   before it inserts, handing the freed place to the new key. Concurrent first uses
+//!   never overshoot [`max_breakers`](BreakerBoxBuilder::max_breakers), and two first
+//!   uses of one key never evict a breaker for nothing. Creating a breaker costs
+//!   allocations anyway; serialising it costs nothing a lookup pays. The one exception is the
+//!   eviction rule itself: an open breaker in its wait, a forced-open and a disabled
+//!   one are never evicted, so when an eviction finds none to evict the family grows
+//!   by one (and each later insertion past the bound evicts one more, to shrink back).
+//! - **Eviction looks at a sample,** not the whole family: the next 16 breakers in
+//!   insertion order, with second chances (see `eviction.rs`), evicting the least
+//!   recently used evictable one. Idle breakers are the least recently used, so a
+//!   full family evicts them first.
+
+mod eviction;
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::{Breaker, BreakerBuilder, ConfigError, State};
+use papaya::LocalGuard;
 
-const SHARDS: usize = 16;
+use crate::clock::AnyClock;
+use crate::clock::coarse::{AgesTicker, ages_now};
+use crate::{Breaker, BreakerBuilder, ConfigError, Error, OwnedPermit, Rejected, Report, State};
+use eviction::{Candidate, Order, Queue};
 
 /// A family of breakers, one per key, all built from one template.
 ///
-/// A lookup takes a shard's read lock (16 shards); creating a breaker for a new key
-/// takes that shard's write lock once. Breakers are plain [`Breaker`] handles: once you
-/// hold one, calls through it never touch the family.
+/// A lookup of a known key takes no lock and writes nothing shared (see the module
+/// docs): [`call`](Self::call) through a family costs one hash and one probe more
+/// than a call through one breaker, and scales across threads as a breaker does.
+/// Look up by a borrowed form of the key (`&str` for `String` keys).
 ///
 /// The family is bounded: past [`max_breakers`](BreakerBoxBuilder::max_breakers) keys, a
-/// new key first evicts the breakers idle longer than the
-/// [`idle_timeout`](BreakerBoxBuilder::idle_timeout), then the least recently used
-/// evictable one. A breaker is evictable when it is closed or half-open (including an
-/// abandoned open breaker whose wait has passed: the outage it knew about is stale). An
-/// open breaker still in its wait is never evicted (that would forget a known outage),
-/// nor one an operator forced open or disabled; a family whose every breaker is so
-/// grows past the bound until their waits end.
+/// new key first evicts the least recently used evictable breaker among the next 16 in
+/// insertion order (idle ones are the least recently used); breakers idle longer than
+/// the [`idle_timeout`](BreakerBoxBuilder::idle_timeout) are also evicted by
+/// [`retain_recent`](Self::retain_recent). A breaker is evictable when it is closed or
+/// half-open (including an abandoned open breaker whose wait has passed: the outage it
+/// knew about is stale). An open breaker still in its wait is never evicted (that would
+/// forget a known outage), nor one an operator forced open or disabled; when an
+/// eviction finds none to evict, the family grows past the bound by one, and shrinks
+/// back as later insertions evict.
 ///
 /// Each breaker is named `"{template name}/{key}"`.
 ///
 /// # Examples
 ///
 /// ```
-/// use breakerbox::{Breaker, BreakerBox, Policy};
+/// use breakerbox::{Breaker, BreakerBox, Error, Policy};
 ///
 /// let hosts = BreakerBox::new(Breaker::builder().name("upstream").policy(Policy::consecutive_failures(2)))?;
-/// let a = hosts.get("a.example:443");
-/// a.try_acquire()?.failure();
-/// a.try_acquire()?.failure();
-/// assert!(a.is_open());
+/// for _ in 0..2 {
+///     let r: Result<(), Error<&str>> = hosts.call("a.example:443", || Err("refused"));
+///     assert!(matches!(r, Err(Error::Inner(_))));
+/// }
+/// assert!(hosts.get("a.example:443").is_open());
 /// assert!(hosts.get("b.example:443").is_closed()); // one failing host never opens another
 /// assert_eq!(hosts.open_keys(), vec!["a.example:443"]);
-/// assert_eq!(a.name(), "upstream/a.example:443");
+/// assert_eq!(hosts.get("a.example:443").name(), "upstream/a.example:443");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -56,17 +108,45 @@ pub struct BreakerBox<K> {
 
 struct Family<K> {
     template: BreakerBuilder,
-    /// A breaker built from the template, for its clock (shared by every member).
-    clock: Breaker,
-    shards: Box<[RwLock<HashMap<K, Slot>>]>,
-    hasher: RandomState,
+    map: papaya::HashMap<K, Member, ahash::RandomState>,
+    /// Places taken, one per member; changed by insertions under the insertion lock,
+    /// and by removals. At most `max`, but for the documented exception.
+    places: AtomicUsize,
+    order: Order<K>,
+    next_id: AtomicU64,
+    stamps: Stamps,
     max: usize,
     idle: Option<Duration>,
 }
 
-struct Slot {
+struct Member {
     breaker: Breaker,
+    /// When it was last looked up, in `Stamps` time.
     last_used: AtomicU64,
+    /// Tells this member from one inserted later under the same key.
+    id: u64,
+}
+
+/// What last uses are stamped with.
+enum Stamps {
+    /// The process-wide 5 ms tick (a `MonotonicClock` template); held, it keeps ticking.
+    Tick(#[allow(dead_code)] Arc<AgesTicker>),
+    /// The template's own clock.
+    Clock(AnyClock),
+}
+
+impl Stamps {
+    fn new(clock: AnyClock) -> Self {
+        if clock.is_monotonic() { Self::Tick(AgesTicker::hold()) } else { Self::Clock(clock) }
+    }
+
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        match self {
+            Self::Tick(_) => ages_now(),
+            Self::Clock(clock) => clock.now(),
+        }
+    }
 }
 
 impl<K> Clone for BreakerBox<K> {
@@ -79,7 +159,7 @@ impl<K> fmt::Debug for BreakerBox<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerBox")
             .field("template", &self.inner.template)
-            .field("len", &self.len())
+            .field("len", &self.inner.places.load(Ordering::Relaxed))
             .field("max", &self.inner.max)
             .finish()
     }
@@ -141,12 +221,15 @@ impl<K> BreakerBoxBuilder<K> {
         if self.idle.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::new("idle_timeout", Duration::ZERO, "a duration greater than zero"));
         }
+        let stamps = Stamps::new(self.template.build_valid().clock());
         Ok(BreakerBox {
             inner: Arc::new(Family {
-                clock: self.template.build_valid(),
                 template: self.template,
-                shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-                hasher: RandomState::new(),
+                map: papaya::HashMap::builder().hasher(ahash::RandomState::new()).build(),
+                places: AtomicUsize::new(0),
+                order: Order::new(),
+                next_id: AtomicU64::new(0),
+                stamps,
                 max: self.max,
                 idle: self.idle,
             }),
@@ -168,10 +251,15 @@ impl<K> BreakerBox<K> {
     pub fn builder(template: BreakerBuilder) -> BreakerBoxBuilder<K> {
         BreakerBoxBuilder { template, max: 10_000, idle: None, _key: PhantomData }
     }
+}
 
+impl<K> BreakerBox<K>
+where
+    K: Hash + Eq + Clone + fmt::Display,
+{
     /// How many breakers the family holds.
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| read(s).len()).sum()
+        self.inner.map.len()
     }
 
     /// Whether the family holds no breaker.
@@ -179,45 +267,94 @@ impl<K> BreakerBox<K> {
         self.len() == 0
     }
 
-    fn now(&self) -> u64 {
-        self.inner.clock.clock_nanos()
+    /// Runs `f` on the breaker for `key`, created from the template on first use. The
+    /// breaker is borrowed from the family: no handle is cloned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use breakerbox::{Breaker, BreakerBox};
+    ///
+    /// let hosts: BreakerBox<String> = BreakerBox::new(Breaker::builder())?;
+    /// let open = hosts.with_breaker("api.example:443", |b| b.is_open());
+    /// assert!(!open);
+    /// # Ok::<(), breakerbox::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn with_breaker<Q, R>(&self, key: &Q, f: impl FnOnce(&Breaker) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let family = &*self.inner;
+        let guard = family.map.guard();
+        let member = match family.map.get(key, &guard) {
+            Some(member) => {
+                family.touch(member);
+                member
+            }
+            None => family.insert(key, &guard),
+        };
+        f(&member.breaker)
     }
-}
 
-impl<K> BreakerBox<K>
-where
-    K: Hash + Eq + Clone + fmt::Display,
-{
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &RwLock<HashMap<K, Slot>> {
-        let i = self.inner.hasher.hash_one(key) as usize % SHARDS;
-        &self.inner.shards[i]
+    /// Calls `f` through the breaker for `key` (see [`Breaker::call`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Breaker::call`].
+    #[inline]
+    pub fn call<Q, T, E, F>(&self, key: &Q, f: F) -> Result<T, Error<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+    {
+        self.with_breaker(key, |b| b.call(f))
     }
 
-    /// The breaker for `key`, created from the template on first use.
+    /// Calls `f` through the breaker for `key`, classified by `classify` (see
+    /// [`Breaker::call_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Breaker::call`].
+    #[inline]
+    pub fn call_with<Q, T, E, F, C, R>(&self, key: &Q, classify: C, f: F) -> Result<T, Error<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+        C: FnOnce(&Result<T, E>) -> R,
+        R: Into<Report>,
+    {
+        self.with_breaker(key, |b| b.call_with(classify, f))
+    }
+
+    /// A permit from the breaker for `key` that a `'static` future can hold (see
+    /// [`Breaker::try_acquire_owned`]): what async code and services use.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] as [`Breaker::try_acquire`].
+    #[inline]
+    pub fn try_acquire_owned<Q>(&self, key: &Q) -> Result<OwnedPermit, Rejected>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with_breaker(key, Breaker::try_acquire_owned)
+    }
+
+    /// A handle to the breaker for `key`, created from the template on first use. To
+    /// make a call, [`call`](Self::call) or [`with_breaker`](Self::with_breaker) save
+    /// the handle's reference count.
     pub fn get<Q>(&self, key: &Q) -> Breaker
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let now = self.now();
-        if let Some(slot) = read(self.shard(key)).get(key) {
-            slot.last_used.store(now, Ordering::Relaxed);
-            return slot.breaker.clone();
-        }
-        if self.len() >= self.inner.max {
-            self.make_room();
-        }
-        let mut shard = write(self.shard(key));
-        let slot = shard.entry(key.to_owned()).or_insert_with_key(|k| Slot {
-            breaker: self
-                .inner
-                .template
-                .with_name(format!("{}/{k}", self.inner.template.template_name()).into())
-                .build_valid(),
-            last_used: AtomicU64::new(now),
-        });
-        slot.last_used.store(now, Ordering::Relaxed);
-        slot.breaker.clone()
+        self.with_breaker(key, Breaker::clone)
     }
 
     /// The breaker for `key`, if the family has one.
@@ -226,7 +363,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        read(self.shard(key)).get(key).map(|s| s.breaker.clone())
+        self.inner.map.pin().get(key).map(|m| m.breaker.clone())
     }
 
     /// Removes the breaker for `key`; returns it if there was one.
@@ -235,82 +372,158 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        write(self.shard(key)).remove(key).map(|s| s.breaker)
+        let family = &*self.inner;
+        let guard = family.map.guard();
+        let removed = family.map.remove(key, &guard)?;
+        family.places.fetch_sub(1, Ordering::AcqRel);
+        Some(removed.breaker.clone())
+    }
+
+    /// Calls `f` with every key and its breaker, in no particular order, cloning
+    /// nothing. Breakers added or removed meanwhile may or may not be seen.
+    pub fn for_each(&self, mut f: impl FnMut(&K, &Breaker)) {
+        for (key, member) in self.inner.map.pin().iter() {
+            f(key, &member.breaker);
+        }
     }
 
     /// The keys whose breakers are open (or forced open), like a status page would list.
     pub fn open_keys(&self) -> Vec<K> {
-        self.entries().into_iter().filter(|(_, b)| b.is_open()).map(|(k, _)| k).collect()
+        let mut open = Vec::new();
+        self.for_each(|k, b| {
+            if b.is_open() {
+                open.push(k.clone());
+            }
+        });
+        open
     }
 
     /// Resets every breaker of the family (see [`Breaker::reset`]).
     pub fn reset_all(&self) {
-        for (_, b) in self.entries() {
-            b.reset();
-        }
+        self.for_each(|_, b| b.reset());
     }
 
     /// Every key with its breaker, in no particular order.
     pub fn entries(&self) -> Vec<(K, Breaker)> {
-        let mut all = Vec::new();
-        for shard in self.inner.shards.iter() {
-            all.extend(read(shard).iter().map(|(k, s)| (k.clone(), s.breaker.clone())));
-        }
+        let mut all = Vec::with_capacity(self.len());
+        self.for_each(|k, b| all.push((k.clone(), b.clone())));
         all
     }
 
     /// The state of each breaker.
     pub fn states(&self) -> Vec<(K, State)> {
-        self.entries().into_iter().map(|(k, b)| (k, b.state())).collect()
+        let mut all = Vec::with_capacity(self.len());
+        self.for_each(|k, b| all.push((k.clone(), b.state())));
+        all
     }
 
     /// Evicts the evictable breakers (closed or half-open) not looked up within the idle
     /// timeout; returns how many were evicted. Without an idle timeout, evicts nothing.
     pub fn retain_recent(&self) -> usize {
-        let Some(idle) = self.inner.idle else { return 0 };
-        let now = self.now();
+        let family = &*self.inner;
+        let Some(idle) = family.idle else { return 0 };
         let idle = crate::clock::nanos(idle);
+        let now = family.stamps.now();
+        let guard = family.map.guard();
+        let is_idle = |m: &Member| now.saturating_sub(m.last_used.load(Ordering::Relaxed)) >= idle;
         let mut evicted = 0;
-        for shard in self.inner.shards.iter() {
-            let mut map = write(shard);
-            let before = map.len();
-            map.retain(|_, s| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle || !evictable(&s.breaker));
-            evicted += before - map.len();
+        for (key, member) in family.map.iter(&guard) {
+            if is_idle(member) && evictable(&member.breaker) && family.remove_member(key, member.id, &guard) {
+                family.places.fetch_sub(1, Ordering::AcqRel);
+                evicted += 1;
+            }
         }
         evicted
     }
+}
 
-    /// Frees one place: idle breakers first, then the least recently used closed one.
-    fn make_room(&self) {
-        if self.retain_recent() > 0 {
-            return;
+impl<K> Family<K>
+where
+    K: Hash + Eq + Clone + fmt::Display,
+{
+    /// Stamps a hit, writing only when the tick has moved since the last one.
+    #[inline(always)]
+    fn touch(&self, member: &Member) {
+        let now = self.stamps.now();
+        if member.last_used.load(Ordering::Relaxed) != now {
+            member.last_used.store(now, Ordering::Relaxed);
         }
-        let mut oldest: Option<(usize, K, u64)> = None;
-        for (i, shard) in self.inner.shards.iter().enumerate() {
-            for (k, s) in read(shard).iter() {
-                let used = s.last_used.load(Ordering::Relaxed);
-                if evictable(&s.breaker) && oldest.as_ref().is_none_or(|(_, _, u)| used < *u) {
-                    oldest = Some((i, k.clone(), used));
-                }
+    }
+
+    /// A first use. Under the insertion lock: the key again (another first use may
+    /// have inserted it), a place (evicting to make one in a full family), the insert.
+    #[cold]
+    #[inline(never)]
+    fn insert<'g, Q>(&self, key: &Q, guard: &'g LocalGuard<'_>) -> &'g Member
+    where
+        K: Borrow<Q> + 'g,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let mut queue = self.order.lock();
+        if let Some(member) = self.map.get(key, guard) {
+            self.touch(member);
+            return member;
+        }
+        // Built before a place is taken: a panicking template leaves the count as it was.
+        let key = key.to_owned();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let member = Member {
+            breaker: self.template.with_name(format!("{}/{key}", self.template.template_name()).into()).build_valid(),
+            last_used: AtomicU64::new(self.stamps.now()),
+            id,
+        };
+        if self.places.load(Ordering::Acquire) < self.max {
+            self.places.fetch_add(1, Ordering::AcqRel);
+        } else if self.evict_one(&mut queue, guard) {
+            // The evicted breaker's place is the new one's. Past the bound, one more
+            // eviction shrinks the family back towards it.
+            if self.places.load(Ordering::Acquire) > self.max && self.evict_one(&mut queue, guard) {
+                self.places.fetch_sub(1, Ordering::AcqRel);
+            }
+        } else {
+            // Nothing in the sample can be evicted: one place past the bound.
+            self.places.fetch_add(1, Ordering::AcqRel);
+        }
+        // `try_insert`, built eagerly, not `try_insert_with`: papaya's closure form goes
+        // through its `compute` path, and a map filled that way read at about half the
+        // speed in the `family_hit` bench (its probe loop ran longer).
+        match self.map.try_insert(key.clone(), member, guard) {
+            Ok(member) => {
+                let live = self.places.load(Ordering::Relaxed);
+                queue.push(key, id, live, |k, id| self.map.get(k, guard).is_some_and(|m| m.id == id));
+                member
+            }
+            // Unreachable while every insertion holds the lock; kept total.
+            Err(occupied) => {
+                self.places.fetch_sub(1, Ordering::AcqRel);
+                occupied.current
             }
         }
-        if let Some((i, k, _)) = oldest {
-            write(&self.inner.shards[i]).remove(&k);
-        }
+    }
+
+    /// Evicts the least recently used evictable breaker among the next sample in
+    /// eviction order, keeping its place taken. Returns whether one was evicted.
+    fn evict_one(&self, queue: &mut Queue<K>, guard: &LocalGuard<'_>) -> bool {
+        queue.evict_one(
+            |key, id| {
+                let member = self.map.get(key, guard).filter(|m| m.id == id)?;
+                Some(Candidate {
+                    last_used: member.last_used.load(Ordering::Relaxed),
+                    evictable: evictable(&member.breaker),
+                })
+            },
+            |key, id| self.remove_member(key, id, guard),
+        )
+    }
+
+    /// Removes `key` if it is still the member `id` and still evictable (it may have
+    /// opened since it was chosen).
+    fn remove_member(&self, key: &K, id: u64, guard: &LocalGuard<'_>) -> bool {
+        matches!(self.map.remove_if(key, |_, m| m.id == id && evictable(&m.breaker), guard), Ok(Some(_)))
     }
 }
 
 /// Closed or half-open: nothing lost by forgetting it.
 fn evictable(b: &Breaker) -> bool {
     matches!(b.state(), State::Closed | State::HalfOpen)
-}
-
-/// Locks for reading. A poisoned lock still holds a consistent map (no user code runs
-/// under it), so poisoning is ignored.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
 }

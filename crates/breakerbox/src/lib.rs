@@ -60,6 +60,7 @@
 pub mod _guide;
 mod backoff;
 mod breaker;
+mod call;
 mod classify;
 pub mod clock;
 #[cfg(feature = "serde")]

@@ -282,3 +282,25 @@ fn breaker_box_get_of_an_existing_key() {
         assert!(family.get_existing("host-7.example:443").is_some());
     });
 }
+
+#[test]
+fn breaker_box_hits_on_64_keys_by_every_entry_point() {
+    let family: BreakerBox<String> = BreakerBox::new(Breaker::builder().name("hosts")).unwrap();
+    let keys: Vec<String> = (0..64).map(|n| format!("api-{n}.internal.example.com:443")).collect();
+    for key in &keys {
+        family.call(key.as_str(), || Ok::<_, ()>(())).unwrap();
+    }
+    let key = |i: u64| keys[(i % 64) as usize].as_str();
+    assert_no_alloc("BreakerBox::call", |i| {
+        family.call(key(i), || Ok::<_, ()>(i)).unwrap();
+    });
+    assert_no_alloc("BreakerBox::call_with", |i| {
+        let r = family.call_with(key(i), |_: &Result<u64, ()>| Outcome::Success, || Ok::<_, ()>(i));
+        assert!(r.is_ok());
+    });
+    assert_no_alloc("BreakerBox::with_breaker", |i| {
+        family.with_breaker(key(i), |b| b.try_acquire().unwrap().success());
+    });
+    assert_no_alloc("BreakerBox::try_acquire_owned", |i| family.try_acquire_owned(key(i)).unwrap().success());
+    assert_eq!(family.len(), 64, "every lookup was a hit");
+}

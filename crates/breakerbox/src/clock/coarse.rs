@@ -83,6 +83,7 @@ impl super::Clock for CoarseClock {
 /// nanoseconds since a process-wide origin in a static, refreshed every 5 ms by one
 /// thread while any breaker holds an [`AgesTicker`]. A read is one relaxed load of a
 /// static: no pointer to follow on the call path.
+#[inline]
 pub(crate) fn ages_now() -> u64 {
     AGES_NANOS.load(Ordering::Relaxed)
 }
