@@ -3,7 +3,7 @@
 //!
 //! | group | what one iteration is |
 //! |---|---|
-//! | `tower_in_memory` | `poll_ready` + `call` + the response future, on an in-memory `service_fn` that is ready at once and answers `200` (`http::Response<()>`), polled with a no-op waker: the bare service, the core's `CircuitBreakerLayer` with `StatusClassifier`, `PerHostLayer` (one host, and 64 hosts round robin), tower-resilience's layer classifying by status |
+//! | `tower_in_memory` | `poll_ready` + `call` + the response future, on an in-memory `service_fn` that is ready at once and answers `200` (`http::Response<()>`), polled with a no-op waker: the bare service, the core's `CircuitBreakerLayer` with `StatusClassifier`, `PerHostLayer` (one host, with and without its timeout, and 64 hosts round robin), tower-resilience's layer classifying by status |
 //! | `per_host_parts` | the per-host lookup's share: `BreakerBox::get` of a prebuilt key, `try_acquire_owned`, a success; and the same without the lookup |
 //! | `tower_open` | the same, with the breaker open: the rejection (breakerbox only) |
 //! | `middleware_in_memory` | `ClientWithMiddleware::execute` of a GET on a chain that ends in a middleware answering `200` from memory: that middleware alone, behind a pass-through middleware (the cost of any middleware), behind `BreakerMiddleware` per host, behind `BreakerMiddleware::single` |
@@ -81,6 +81,12 @@ fn tower_in_memory(c: &mut Criterion) {
     group.bench_function("PerHostLayer (1 host)", |b| b.iter(|| call(&mut per_host_svc, &uri).unwrap()));
     assert_eq!(per_host.hosts().len(), 1);
     assert!(per_host.hosts().open_keys().is_empty());
+
+    // Without the layer's own timeout (the single-breaker layer has none): the lookup's
+    // share alone.
+    let untimed = PerHostLayer::new(hosts()).without_timeout();
+    let mut untimed_svc = untimed.layer(upstream());
+    group.bench_function("PerHostLayer (1 host, no timeout)", |b| b.iter(|| call(&mut untimed_svc, &uri).unwrap()));
 
     let many = PerHostLayer::new(hosts());
     let mut many_svc = many.layer(upstream());
