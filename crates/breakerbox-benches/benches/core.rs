@@ -21,7 +21,7 @@
 //!
 //! Run: `cargo bench -p breakerbox-benches --bench core -- --warm-up-time 1 --measurement-time 3`
 
-mod threads;
+mod measure;
 
 use std::future::Future;
 use std::hint::black_box;
@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use threads::run_threads;
+use measure::run_threads;
 
 /// The open wait of every tripped breaker: far longer than any run.
 const LONG: Duration = Duration::from_secs(3600);

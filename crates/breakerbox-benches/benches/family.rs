@@ -11,7 +11,7 @@
 //! cargo bench -p breakerbox-benches --bench family
 //! ```
 
-mod threads;
+mod measure;
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use breakerbox::{Breaker, BreakerBox};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use threads::run_threads;
+use measure::run_threads;
 
 fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("api-{i}.internal.example.com:443")).collect()

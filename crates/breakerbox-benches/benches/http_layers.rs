@@ -18,6 +18,7 @@
 //! cargo bench -p breakerbox-benches --bench http_layers -- --warm-up-time 1 --measurement-time 3
 //! ```
 
+mod measure;
 #[path = "../../breakerbox-http/tests/support/memory.rs"]
 mod memory;
 mod support;
@@ -31,9 +32,10 @@ use breakerbox_http::BreakerMiddleware;
 use breakerbox_http::tower::PerHostLayer;
 use criterion::{Criterion, criterion_group};
 use http::{Request, Response, Uri};
+use measure::median;
 use memory::{Canned, PassThrough, call, now};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use support::{median, start_server};
+use support::start_server;
 use tower::{Layer, service_fn};
 
 const LONG: Duration = Duration::from_secs(3600);

@@ -11,6 +11,7 @@
 //! cargo bench -p breakerbox-benches --bench http_overhead
 //! ```
 
+mod measure;
 mod support;
 
 use std::future::Future;
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 use breakerbox_http::{HttpBreaker, HttpClient, Request};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use support::{median, start_server};
+use measure::{block_on, median};
+use support::start_server;
 
 fn loopback(c: &mut Criterion) {
     let url = start_server();
@@ -92,17 +94,6 @@ fn in_memory(c: &mut Criterion) {
     });
     group.finish();
     assert_eq!(per_host.host_states().len(), 1);
-}
-
-/// Polls a future that is ready at once.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
 }
 
 /// The paired run: `pairs` requests of each kind, alternating, timed one by one.

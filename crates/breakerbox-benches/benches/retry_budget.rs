@@ -16,7 +16,7 @@
 //! | `http_no_budget_plus_mutex_budget` | `http_no_budget` plus a deposit and a withdraw of the old design: the old request path |
 //!
 //! Each runs on 1 thread and on 2 threads sharing one breaker (and one budget): time per
-//! request (`iter_custom`, a `Barrier`, `std::thread::scope`, as in `core.rs`). The budget
+//! request (`iter_custom` and `measure::run_threads`, as in `core.rs`). The budget
 //! allows a retry for every request (ratio 1.0), and every thread checks after its run
 //! that each request was retried, so no number is for a refused retry.
 //!
@@ -27,10 +27,11 @@
 //!
 //! Run: `cargo bench -p breakerbox-benches --bench retry_budget -- --warm-up-time 1 --measurement-time 3`
 
+mod measure;
+
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ use breakerbox::AnyClock;
 use breakerbox_http::{HttpBreaker, HttpClient, Request, Retry, RetryBudget};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
+use measure::{block_on, median, run_threads};
 
 const URL: &str = "http://127.0.0.1:8080/item/42";
 
@@ -170,31 +172,27 @@ fn retry_budget(c: &mut Criterion) {
         let id = |name: &str| format!("{name}/{threads}_thread{}", if threads == 1 { "" } else { "s" });
         group.bench_function(id("mutex_budget"), |b| {
             b.iter_custom(|iters| {
-                run_threads(iters, threads, || {
-                    |_| {
-                        black_box(&old).deposit();
-                        if !black_box(&old).withdraw() {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                        }
+                run_checked(iters, threads, || {
+                    black_box(&old).deposit();
+                    if !black_box(&old).withdraw() {
+                        refused.fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
         });
         group.bench_function(id("http_no_budget"), |b| {
-            b.iter_custom(|iters| run_threads(iters, threads, || |_| request(&plain)))
+            b.iter_custom(|iters| run_checked(iters, threads, || request(&plain)))
         });
         group.bench_function(id("http_lock_free_budget"), |b| {
-            b.iter_custom(|iters| run_threads(iters, threads, || |_| request(&budgeted)))
+            b.iter_custom(|iters| run_checked(iters, threads, || request(&budgeted)))
         });
         group.bench_function(id("http_no_budget_plus_mutex_budget"), |b| {
             b.iter_custom(|iters| {
-                run_threads(iters, threads, || {
-                    |_| {
-                        black_box(&old).deposit();
-                        request(&plain);
-                        if !black_box(&old).withdraw() {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                        }
+                run_checked(iters, threads, || {
+                    black_box(&old).deposit();
+                    request(&plain);
+                    if !black_box(&old).withdraw() {
+                        refused.fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
@@ -204,50 +202,45 @@ fn retry_budget(c: &mut Criterion) {
     assert_eq!(refused.into_inner(), 0, "the old budget refused a retry");
 }
 
-/// Polls a future that is ready at once.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
+/// Checks, when its thread's run is over (untimed), that each request of the run made
+/// two attempts (a 503, then the retry).
+struct AttemptsCheck {
+    before: u64,
+    requests: u64,
+}
+
+impl AttemptsCheck {
+    fn start() -> Self {
+        Self { before: ATTEMPTS.get(), requests: 0 }
+    }
+
+    /// One more request (a method, so that the closure captures the whole check and
+    /// drops it on its thread, not a copy of the count).
+    fn count(&mut self) {
+        self.requests += 1;
+    }
+}
+
+impl Drop for AttemptsCheck {
+    fn drop(&mut self) {
+        let attempts = ATTEMPTS.get() - self.before;
+        let requests = self.requests;
+        if !std::thread::panicking() {
+            assert!(attempts == 0 || attempts == 2 * requests, "{attempts} attempts for {requests} requests");
         }
     }
 }
 
-/// Runs `threads` threads that each make `iters` calls with their own closure from `make`,
-/// all released at once by a barrier; returns the wall time from the first thread's start
-/// to the last thread's end, divided by `threads` (criterion divides by `iters`). Each
-/// thread checks that its requests made two attempts each (a 503, then the retry).
-fn run_threads<M, G>(iters: u64, threads: usize, make: M) -> Duration
-where
-    M: Fn() -> G + Sync,
-    G: FnMut(u64),
-{
-    let barrier = Barrier::new(threads);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut f = make();
-                    barrier.wait();
-                    let before = ATTEMPTS.get();
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        f(i);
-                    }
-                    let end = Instant::now();
-                    let attempts = ATTEMPTS.get() - before;
-                    assert!(attempts == 0 || attempts == 2 * iters, "{attempts} attempts for {iters} requests");
-                    (start, end)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("benchmark thread panicked")).collect()
-    });
-    let start = spans.iter().map(|s| s.0).min().expect("at least one thread");
-    let end = spans.iter().map(|s| s.1).max().expect("at least one thread");
-    (end - start) / u32::try_from(threads).expect("few threads")
+/// `run_threads` with each thread's attempts checked after its run.
+fn run_checked(iters: u64, threads: usize, call: impl Fn() + Sync) -> Duration {
+    run_threads(iters, threads, || {
+        let mut check = AttemptsCheck::start();
+        let call = &call;
+        move |_| {
+            call();
+            check.count();
+        }
+    })
 }
 
 /// The paired run, one thread: `rounds` rounds of one block of `BLOCK` requests of each
@@ -300,12 +293,6 @@ fn paired(rounds: usize) {
     for (v, mut d) in (1..3).zip(diffs) {
         println!("  {:34} minus http_no_budget: median {:>+7.1} ns", variants[v].0, median(&mut d));
     }
-}
-
-/// The median of `v` (sorted in place).
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 criterion_group!(benches, retry_budget);

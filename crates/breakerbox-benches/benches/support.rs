@@ -1,4 +1,4 @@
-//! What both benches share: a loopback server, and the median of a paired run.
+//! What both HTTP benches share: a loopback server.
 
 /// An axum server on 127.0.0.1, on its own thread and runtime, answering `ok`; its URL.
 pub(crate) fn start_server() -> String {
@@ -13,10 +13,4 @@ pub(crate) fn start_server() -> String {
         });
     });
     format!("http://{}/item/42", rx.recv().unwrap())
-}
-
-/// The median of `v` (sorted in place).
-pub(crate) fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }

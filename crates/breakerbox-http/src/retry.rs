@@ -684,6 +684,20 @@ mod tests {
         assert!(!budget.withdraw());
     }
 
+    /// Counts in every bucket: 10 requests and 3 retries a slot (1 s) for a whole window,
+    /// the clock moving on a slot after each.
+    fn fill_a_window(budget: &Budget, clock: &ManualClock) {
+        for _ in 0..BUCKETS {
+            for _ in 0..10 {
+                budget.deposit();
+            }
+            for _ in 0..3 {
+                assert!(budget.withdraw());
+            }
+            clock.advance(Duration::from_secs(1));
+        }
+    }
+
     #[test]
     fn deposits_racing_rollovers_are_all_counted() {
         const EACH: u64 = 5_000;
@@ -692,16 +706,8 @@ mod tests {
         for round in 0..200 {
             let clock = ManualClock::new();
             let budget = Budget::new(RetryBudget::new(0.5).with_min_retries(0), AnyClock::new(clock.clone()));
-            // Stale counts in every bucket: 10 requests and 3 retries a slot for a window...
-            for _ in 0..BUCKETS {
-                for _ in 0..10 {
-                    budget.deposit();
-                }
-                for _ in 0..3 {
-                    assert!(budget.withdraw());
-                }
-                clock.advance(Duration::from_secs(1));
-            }
+            // Stale counts in every bucket...
+            fill_a_window(&budget, &clock);
             // ...then a whole window later, deposits race the clock through 9 slots (the
             // first thread moves it on): in each, the first deposit reuses a stale bucket
             // while the others count in it.
@@ -734,15 +740,7 @@ mod tests {
         let budget = Budget::new(RetryBudget::new(1.0).with_min_retries(0), AnyClock::new(clock.clone()));
         // Stale counts in every bucket, a window ago: any that leaked into the race would
         // refuse a retry (retries) or leave one over at the end (requests).
-        for _ in 0..BUCKETS {
-            for _ in 0..10 {
-                budget.deposit();
-            }
-            for _ in 0..3 {
-                assert!(budget.withdraw());
-            }
-            clock.advance(Duration::from_secs(1));
-        }
+        fill_a_window(&budget, &clock);
         clock.advance(Duration::from_secs(10));
         let refused = AtomicU64::new(0);
         std::thread::scope(|s| {

@@ -16,9 +16,8 @@
 use std::time::Duration;
 
 use crate::backoff::splitmix64;
-use std::sync::Arc;
 
-use crate::clock::coarse::{AgesTicker, ages_now};
+use crate::clock::coarse::AgeClock;
 use crate::clock::{AnyClock, nanos};
 use crate::event::{Listeners, Recorded, Transition};
 use crate::policy::tracker::Tracker;
@@ -103,16 +102,6 @@ pub(crate) struct Ticket {
     start: u64,
 }
 
-/// What permit ages are measured on.
-#[derive(Debug)]
-enum AgeClock {
-    /// The breaker's own clock.
-    Own,
-    /// The process-wide coarse ages clock (for a `MonotonicClock`, ~20 ns a read); the
-    /// handle keeps it ticking while this breaker lives.
-    Shared { _ticking: Arc<AgesTicker> },
-}
-
 /// A probe slot no probe holds.
 const FREE: u64 = u64::MAX;
 
@@ -135,7 +124,7 @@ impl Engine {
         let age_clock = if tracker.needs_time || s.cancel_after.is_none() || !s.clock.is_monotonic() {
             AgeClock::Own
         } else {
-            AgeClock::Shared { _ticking: AgesTicker::hold() }
+            AgeClock::shared()
         };
         let stamps_start = tracker.needs_time || s.cancel_after.is_some();
         Self {
@@ -467,10 +456,7 @@ impl Engine {
     /// The clock permit ages are measured on.
     #[inline(always)]
     fn age_now(&self) -> u64 {
-        match self.age_clock {
-            AgeClock::Shared { .. } => ages_now(),
-            AgeClock::Own => self.now(),
-        }
+        self.age_clock.now(&self.clock)
     }
 
     fn acquire_slow(&self, cur: u64) -> Result<Ticket, u64> {

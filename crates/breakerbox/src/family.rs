@@ -58,7 +58,7 @@ use std::time::Duration;
 use papaya::LocalGuard;
 
 use crate::clock::AnyClock;
-use crate::clock::coarse::{AgesTicker, ages_now};
+use crate::clock::coarse::AgeClock;
 use crate::{Breaker, BreakerBuilder, ConfigError, Error, OwnedPermit, Rejected, Report, State};
 use eviction::{Candidate, Order, Queue};
 
@@ -127,25 +127,22 @@ struct Member {
     id: u64,
 }
 
-/// What last uses are stamped with.
-enum Stamps {
-    /// The process-wide 5 ms tick (a `MonotonicClock` template); held, it keeps ticking.
-    Tick(#[allow(dead_code)] Arc<AgesTicker>),
-    /// The template's own clock.
-    Clock(AnyClock),
+/// What last uses are stamped with: the shared 5 ms tick for a `MonotonicClock`
+/// template, the template's own clock otherwise.
+struct Stamps {
+    ages: AgeClock,
+    clock: AnyClock,
 }
 
 impl Stamps {
     fn new(clock: AnyClock) -> Self {
-        if clock.is_monotonic() { Self::Tick(AgesTicker::hold()) } else { Self::Clock(clock) }
+        let ages = if clock.is_monotonic() { AgeClock::shared() } else { AgeClock::Own };
+        Self { ages, clock }
     }
 
     #[inline(always)]
     fn now(&self) -> u64 {
-        match self {
-            Self::Tick(_) => ages_now(),
-            Self::Clock(clock) => clock.now(),
-        }
+        self.ages.now(&self.clock)
     }
 }
 

@@ -90,6 +90,33 @@ pub(crate) fn ages_now() -> u64 {
 
 static AGES_NANOS: AtomicU64 = AtomicU64::new(0);
 
+/// What ages and last uses are read from: a clock's own reading, or the shared ages
+/// clock (for a `MonotonicClock`, whose reads are a system call's worth). Breakers time
+/// permit ages on it, families stamp last uses with it.
+#[derive(Debug)]
+pub(crate) enum AgeClock {
+    /// The clock's own reading.
+    Own,
+    /// The process-wide coarse ages clock; the handle keeps it ticking while held.
+    Shared { _ticking: Arc<AgesTicker> },
+}
+
+impl AgeClock {
+    /// The shared ages clock, ticking.
+    pub(crate) fn shared() -> Self {
+        Self::Shared { _ticking: AgesTicker::hold() }
+    }
+
+    /// Nanoseconds now: `clock`'s reading, or the shared tick's.
+    #[inline(always)]
+    pub(crate) fn now(&self, clock: &super::AnyClock) -> u64 {
+        match self {
+            Self::Shared { .. } => ages_now(),
+            Self::Own => clock.now(),
+        }
+    }
+}
+
 /// Keeps the ages thread running; it exits within a tick after the last one is dropped.
 #[derive(Debug)]
 pub(crate) struct AgesTicker(());
