@@ -712,6 +712,51 @@ mod clock {
     }
 }
 
+/// What the protections beyond the classic breaker cost a call, beside the closed call
+/// with all of them off (the same breaker as `closed_success`'s `breakerbox`), in one
+/// run.
+mod protections {
+    use std::hint::black_box;
+
+    use breakerbox::{Breaker, OpenWait, Policy, Report, Throttle};
+    use criterion::{Criterion, Throughput};
+
+    use super::{LONG, NEVER};
+
+    fn builder() -> breakerbox::BreakerBuilder {
+        Breaker::builder().name("bench").policy(Policy::consecutive_failures(NEVER)).open_wait(OpenWait::fixed(LONG))
+    }
+
+    pub(crate) fn protections(c: &mut Criterion) {
+        let mut group = c.benchmark_group("protections");
+        group.throughput(Throughput::Elements(1));
+
+        let off = builder().build().expect("valid");
+        group.bench_function("all_off", |b| b.iter(|| black_box(&off).try_acquire().map(|p| p.success())));
+
+        // A throttle on a healthy backend: p = 0, every call admitted and counted.
+        let healthy = builder().throttle(Throttle::new()).build().expect("valid");
+        group.bench_function("throttle_admitting", |b| {
+            b.iter(|| black_box(&healthy).try_acquire().map(|p| p.success()))
+        });
+
+        // A throttle in deep overload: p = max_reject (0.9), nine calls in ten rejected
+        // by a draw, the tenth admitted and shed by the backend.
+        let overloaded = builder().throttle(Throttle::new()).build().expect("valid");
+        for _ in 0..100 {
+            if let Ok(p) = overloaded.try_acquire() {
+                p.record(Report::overloaded());
+            }
+        }
+        assert!(overloaded.metrics().reject_probability > 0.5, "the throttle is rejecting");
+        group.bench_function("throttle_rejecting", |b| {
+            b.iter(|| black_box(&overloaded).try_acquire().map(|p| p.record(Report::overloaded())))
+        });
+        assert!(overloaded.is_closed(), "the throttle rejects; it does not trip");
+        group.finish();
+    }
+}
+
 /// One millisecond: the coarse clock's resolution throughout.
 const MS: Duration = Duration::from_millis(1);
 
@@ -729,5 +774,6 @@ criterion_group!(
         multi_threaded::two_threads,
         single_threaded::async_ready,
         clock::clock_read,
+        protections::protections,
 );
 criterion_main!(benches);

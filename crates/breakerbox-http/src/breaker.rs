@@ -465,7 +465,7 @@ impl<C: HttpClient> Shared<C> {
                 }
                 kind => (self.classifier.report_error(kind, &error), Err(HttpError::Transport(error))),
             },
-            Err(timed_out) => (Report::failure(), Err(HttpError::TimedOut(timed_out))),
+            Err(timed_out) => (Report::overloaded(), Err(HttpError::TimedOut(timed_out))),
         };
         permit.record(report);
         Ok(Attempted { failed: report.outcome() == Outcome::Failure, hint: report.retry_after(), result, next })
@@ -748,6 +748,16 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
     #[must_use]
     pub fn retry_after_limit(self, limit: Duration) -> Self {
         self.core(move |t| t.retry_after_limit(limit))
+    }
+
+    /// Adaptive throttling while closed (see [`breakerbox::throttle`]): a share of calls
+    /// is rejected locally when the server accepts fewer than it is sent. 429, 502,
+    /// 503, 504, timeouts and transport errors are its overloads; every other answer
+    /// an accept. A throttled call is never retried.
+    #[must_use]
+    pub fn throttle(self, throttle: impl Into<Option<breakerbox::Throttle>>) -> Self {
+        let throttle = throttle.into();
+        self.core(move |t| t.throttle(throttle))
     }
 
     /// The time source of the breakers and the retry budget (which reads the breaker's

@@ -175,7 +175,8 @@ impl Classifier {
             Outcome::Failure => retry_after(status, headers, SystemTime::now()),
             _ => None,
         };
-        Verdict { outcome, reason: self.reason(status, outcome), retry_after }
+        let overload = outcome == Outcome::Failure && is_overload_status(status);
+        Verdict { outcome, reason: self.reason(status, outcome), retry_after, overload }
     }
 
     /// The report on a response: [`verdict`](Self::verdict) for the breaker.
@@ -204,8 +205,20 @@ impl Classifier {
         kind: ErrorKind,
         error: &(dyn std::error::Error + Send + Sync + 'static),
     ) -> Report {
-        Report::new(self.classify(&Attempt::Error { kind, error }))
+        match self.classify(&Attempt::Error { kind, error }) {
+            // The server never answered: it could not take the call (refused, reset,
+            // too slow). An overload, for adaptive throttling.
+            Outcome::Failure => Report::overloaded(),
+            outcome => Report::new(outcome),
+        }
     }
+}
+
+/// The statuses of a server that sheds load rather than answers: 429, 502, 503, 504.
+/// A failure with one of these is an overload for adaptive throttling
+/// ([`Report::overloaded`]), not an accept.
+pub const fn is_overload_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
 impl Default for Classifier {
@@ -241,6 +254,7 @@ pub struct Verdict {
     outcome: Outcome,
     reason: &'static str,
     retry_after: Option<Duration>,
+    overload: bool,
 }
 
 impl Verdict {
@@ -265,10 +279,20 @@ impl Verdict {
         self.retry_after
     }
 
+    /// Whether the failure is an overload (a 429, 502, 503 or 504; see
+    /// [`is_overload_status`]): not an accept for adaptive throttling.
+    pub const fn is_overload(&self) -> bool {
+        self.overload
+    }
+
     pub(crate) fn report(&self) -> Report {
-        match (self.outcome, self.retry_after) {
-            (Outcome::Failure, Some(hint)) => Report::failure().with_retry_after(hint),
+        let report = match (self.outcome, self.overload) {
+            (Outcome::Failure, true) => Report::overloaded(),
             (outcome, _) => Report::new(outcome),
+        };
+        match self.retry_after {
+            Some(hint) if self.outcome == Outcome::Failure => report.with_retry_after(hint),
+            _ => report,
         }
     }
 }

@@ -186,7 +186,7 @@ pub use crate::reqwest::RequestBuilderExt;
 #[cfg(feature = "reqwest-middleware")]
 pub use crate::reqwest_middleware::BreakerMiddleware;
 pub use breaker::{HttpBreaker, HttpBreakerBuilder};
-pub use classify::{Attempt, Classifier, Verdict, VerdictOf};
+pub use classify::{Attempt, Classifier, Verdict, VerdictOf, is_overload_status};
 pub use client::{BlockingHttpClient, ErrorKind, HttpClient, HttpResponse, Request};
 pub use error::{ConfigError, HttpError, TimedOut};
 pub use fallback::{Failure, FallbackOn};

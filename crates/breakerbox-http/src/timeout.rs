@@ -95,7 +95,8 @@ where
     fn classify(&self, result: &Result<Result<T, E>, TimedOut>) -> breakerbox::Report {
         match result {
             Ok(result) => self.0.classify(result),
-            Err(_) => breakerbox::Report::failure(),
+            // A timeout is an overload for adaptive throttling.
+            Err(_) => breakerbox::Report::overloaded(),
         }
     }
 }

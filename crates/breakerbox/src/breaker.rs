@@ -13,6 +13,7 @@ use crate::state::packed::MAX_PROBES;
 use crate::state::transition::Command;
 use crate::{
     ConfigError, Error, Metrics, Name, OpenWait, Outcome, OwnedPermit, Permit, Policy, Rejected, Report, State,
+    Throttle,
 };
 
 /// The default of [`BreakerBuilder::cancel_counts_after`].
@@ -58,6 +59,7 @@ const DEFAULT_CANCEL_COUNTS_AFTER: Duration = Duration::from_secs(1);
 /// | [`probe_lease`](BreakerBuilder::probe_lease) | the first open wait (30 s) |
 /// | [`cancel_counts_after`](BreakerBuilder::cancel_counts_after) | 1 s |
 /// | [`retry_after_limit`](BreakerBuilder::retry_after_limit) | 5 min |
+/// | [`throttle`](BreakerBuilder::throttle) | off |
 /// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`](crate::MonotonicClock) |
 ///
 /// # Clone
@@ -376,6 +378,7 @@ pub struct BreakerBuilder {
     retry_after_limit: Duration,
     clock: Option<AnyClock>,
     listeners: Listeners,
+    throttle: Option<Throttle>,
 }
 
 impl BreakerBuilder {
@@ -391,6 +394,7 @@ impl BreakerBuilder {
             retry_after_limit: Duration::from_secs(300),
             clock: None,
             listeners: Listeners::default(),
+            throttle: None,
         }
     }
 
@@ -472,6 +476,15 @@ impl BreakerBuilder {
         self
     }
 
+    /// Adaptive throttling while closed: rejects a share of calls when the backend
+    /// accepts fewer than it is sent, beside the classic rules. See [`crate::throttle`].
+    /// `None` (the default) turns it off.
+    #[must_use]
+    pub fn throttle(mut self, throttle: impl Into<Option<Throttle>>) -> Self {
+        self.throttle = throttle.into();
+        self
+    }
+
     /// The time source. See [`crate::clock`].
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -524,6 +537,9 @@ impl BreakerBuilder {
         {
             return Err(ConfigError::new("probe_lease", lease, "a duration greater than zero"));
         }
+        if let Some(throttle) = &self.throttle {
+            throttle.validate()?;
+        }
         Ok(())
     }
 
@@ -546,6 +562,7 @@ impl BreakerBuilder {
             retry_after_limit: self.retry_after_limit,
             clock: self.clock.clone().unwrap_or_default(),
             listeners: self.listeners.clone(),
+            throttle: self.throttle.as_ref(),
         }));
         // Jitter must differ between breakers built together (every key of a family
         // opens at once when a shared dependency fails): seed from a process-wide

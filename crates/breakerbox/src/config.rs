@@ -17,6 +17,7 @@
 //! probe_lease = "30s"                 # default: the first open wait
 //! cancel_counts_after = "1s"          # or "never"
 //! retry_after_limit = "5m"
+//! throttle = { k = 2.0, window = "30s", max_reject = 0.9 } # adaptive throttling; {} for defaults
 //! ```
 //!
 //! # Examples
@@ -39,7 +40,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::{Breaker, BreakerBox, BreakerBoxBuilder, BreakerBuilder, ConfigError, OpenWait, Policy, RatePolicy};
+use crate::{
+    Breaker, BreakerBox, BreakerBoxBuilder, BreakerBuilder, ConfigError, OpenWait, Policy, RatePolicy, Throttle,
+};
 
 /// A breaker's settings. Every key is optional; a missing key keeps the default
 /// (see [`Breaker`]'s table). With neither `consecutive_failures`, `failure_rate` nor
@@ -76,6 +79,72 @@ pub struct BreakerConfig {
     /// The longest open wait a retry-after hint may ask for.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
     pub retry_after_limit: Option<Duration>,
+    /// Adaptive throttling while closed (`{}` for every default); absent: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleConfig>,
+}
+
+/// [Adaptive throttling](crate::throttle): every key optional, as in [`Throttle`]'s table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ThrottleConfig {
+    /// The history summed, as a duration (`"30s"`).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub window: Option<Duration>,
+    /// Buckets of the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
+    /// Requests per accept the backend may see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<f64>,
+    /// Added to the requests in the denominator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub padding: Option<f64>,
+    /// Below this many requests in the window, nothing is throttled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u32>,
+    /// The exponent's inverse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggression: Option<f64>,
+    /// The highest reject probability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_reject: Option<f64>,
+    /// Whether the throttle's own rejections count as requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_local_rejections: Option<bool>,
+}
+
+impl ThrottleConfig {
+    /// The throttle these settings describe.
+    pub fn throttle(&self) -> Throttle {
+        let mut t = Throttle::new();
+        if let Some(d) = self.window {
+            t = t.window(d);
+        }
+        if let Some(n) = self.buckets {
+            t = t.buckets(n);
+        }
+        if let Some(k) = self.k {
+            t = t.k(k);
+        }
+        if let Some(p) = self.padding {
+            t = t.padding(p);
+        }
+        if let Some(n) = self.min_requests {
+            t = t.min_requests(n);
+        }
+        if let Some(a) = self.aggression {
+            t = t.aggression(a);
+        }
+        if let Some(p) = self.max_reject {
+            t = t.max_reject(p);
+        }
+        if let Some(on) = self.count_local_rejections {
+            t = t.count_local_rejections(on);
+        }
+        t
+    }
 }
 
 /// A failure-rate rule.
@@ -238,6 +307,9 @@ impl BreakerConfig {
         }
         if let Some(d) = self.retry_after_limit {
             b = b.retry_after_limit(d);
+        }
+        if let Some(t) = &self.throttle {
+            b = b.throttle(t.throttle());
         }
         b
     }

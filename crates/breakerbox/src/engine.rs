@@ -30,7 +30,8 @@ use crate::state::transition::{
 use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
-use crate::{Name, OpenWait, Outcome, Policy, Reason, Rejected, Report, State};
+use crate::throttle::throttler::Throttler;
+use crate::{Name, OpenWait, Outcome, Policy, Reason, Rejected, Report, State, Throttle};
 
 /// One breaker's state, counters and settings, shared by its handles and permits.
 pub(crate) struct Engine {
@@ -73,8 +74,13 @@ pub(crate) struct Engine {
     listeners: Listeners,
     telemetry: Telemetry,
     /// A success while closed needs only the counter and the streak: no clock, no
-    /// window, no outcome listener.
+    /// window, no outcome listener, no throttle.
     fast_success: bool,
+    /// Adaptive throttling, if set: consulted by every closed admission.
+    throttle: Option<Box<Throttler>>,
+    /// The throttle's clock: the shared 5 ms tick on a monotonic clock (its buckets are
+    /// far wider), the breaker's own clock otherwise.
+    throttle_clock: AgeClock,
 }
 
 /// A breaker's settings, checked by the builder.
@@ -88,6 +94,7 @@ pub(crate) struct Settings<'a> {
     pub(crate) retry_after_limit: Duration,
     pub(crate) clock: AnyClock,
     pub(crate) listeners: Listeners,
+    pub(crate) throttle: Option<&'a Throttle>,
 }
 
 /// What an admission hands to its permit, in two words (returned in registers on the
@@ -120,7 +127,10 @@ impl Engine {
     pub(crate) fn new(s: Settings<'_>) -> Self {
         let base = s.clock.now();
         let tracker = Tracker::new(s.policy);
-        let fast_success = !tracker.needs_time && tracker.streak_only() && s.listeners.outcome.is_empty();
+        let fast_success =
+            !tracker.needs_time && tracker.streak_only() && s.listeners.outcome.is_empty() && s.throttle.is_none();
+        let throttle_clock =
+            if s.throttle.is_some() && s.clock.is_monotonic() { AgeClock::shared() } else { AgeClock::Own };
         let age_clock = if tracker.needs_time || s.cancel_after.is_none() || !s.clock.is_monotonic() {
             AgeClock::Own
         } else {
@@ -150,6 +160,8 @@ impl Engine {
             clock: s.clock,
             listeners: s.listeners,
             fast_success,
+            throttle: s.throttle.map(|t| Box::new(Throttler::new(t))),
+            throttle_clock,
         }
     }
 
@@ -440,11 +452,42 @@ impl Engine {
         // Acquire: pairs with the AcqRel CAS of the transition that published this
         // word, and keeps the deadline load of the slow path after this load.
         let cur = self.word.load(Ordering::Acquire);
-        // Closed and Disabled admit without condition: one load, one bit test.
+        // Closed and Disabled admit without condition: one load, one bit test (and, on a
+        // breaker that throttles, the throttle's say while closed).
         if Word::admits_freely(cur) {
+            if let Some(throttle) = &self.throttle
+                && Word::kind_of(cur) == Kind::Closed
+            {
+                return self.acquire_throttled(throttle, cur);
+            }
             return Ok(Ticket { word: cur, start: self.start() });
         }
         self.acquire_slow(cur)
+    }
+
+    /// A closed admission on a breaker that throttles: the throttle admits the call (and
+    /// counts its request) or keeps it off the backend.
+    #[inline(never)]
+    fn acquire_throttled(&self, throttle: &Throttler, cur: u64) -> Result<Ticket, u64> {
+        match throttle.admit(self.throttle_clock.now(&self.clock)) {
+            Ok(()) => Ok(Ticket { word: cur, start: self.start() }),
+            Err(p) => Err(self.reject_packed(Rejected::pack_throttled(p, throttle.bucket_nanos()))),
+        }
+    }
+
+    /// Accounts for the throttle how a call admitted under `word` ended: answered
+    /// (`Some(overload)`) or never (`None`). Only closed admissions are its requests.
+    fn throttle_outcome(&self, word: u64, answered: Option<bool>) {
+        if let Some(throttle) = &self.throttle
+            && Word::kind_of(word) == Kind::Closed
+        {
+            let now = self.throttle_clock.now(&self.clock);
+            match answered {
+                Some(false) => throttle.accept(now),
+                Some(true) => {}
+                None => throttle.refund(now),
+            }
+        }
     }
 
     /// The admission's stamp, if admissions are stamped.
@@ -501,8 +544,13 @@ impl Engine {
     /// Counts a rejection and tells whoever listens; returns it packed.
     #[inline(always)]
     fn reject(&self, r: Rejection) -> u64 {
+        self.reject_packed(Rejected::pack(r.kind, r.retry_after))
+    }
+
+    /// Counts a rejection, packed, and tells whoever listens.
+    #[inline(always)]
+    fn reject_packed(&self, packed: u64) -> u64 {
         self.stats.rejected();
-        let packed = Rejected::pack(r.kind, r.retry_after);
         if Telemetry::ENABLED || !self.listeners.rejection.is_empty() {
             self.notify_rejection(packed);
         }
@@ -561,6 +609,7 @@ impl Engine {
             && matches!((self.tracker.slow_nanos, duration), (Some(t), Some(d)) if d >= t);
         self.stats.outcome(report.outcome, slow);
         self.telemetry.outcome(report.outcome, slow);
+        self.throttle_outcome(ticket.word, Some(report.overload));
         let admitted = Word::unpack(ticket.word);
         let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
         let record = Record { admitted, outcome: report.outcome, slow, retry_after: report.retry_after, owned };
@@ -603,7 +652,9 @@ impl Engine {
             }
         };
         if abandon_counts_as_failure(std::thread::panicking(), in_flight_for, self.cancel_after) {
-            self.complete(ticket, Report::failure());
+            // A caller that gave up after that long met a service that did not answer:
+            // an overload, for the throttle.
+            self.complete(ticket, Report::overloaded());
             return;
         }
         self.release(ticket);
@@ -612,6 +663,7 @@ impl Engine {
     /// A permit given back without a report, counting nothing: its half-open slot is
     /// freed.
     pub(crate) fn release(&self, ticket: Ticket) {
+        self.throttle_outcome(ticket.word, None);
         let admitted = Word::unpack(ticket.word);
         let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
         self.apply(self.word.load(Ordering::Acquire), &Abandon { admitted, owned }, &mut None);
@@ -686,6 +738,10 @@ impl Engine {
             time_in_state: Duration::from_nanos(now.saturating_sub(since)),
             opens: self.opens.load(Ordering::Relaxed),
             probes_in_flight: if w.kind == Kind::HalfOpen { w.in_flight } else { 0 },
+            reject_probability: match (&self.throttle, w.kind) {
+                (Some(throttle), Kind::Closed) => throttle.probability(self.throttle_clock.now(&self.clock)),
+                _ => 0.0,
+            },
         }
     }
 }

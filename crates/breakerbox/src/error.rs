@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::state::kind::Kind;
 use crate::{Name, State};
 
-/// The breaker refused a call: it is open, or half-open with every probe slot taken.
+/// The breaker refused a call: it is open, half-open with every probe slot taken, or
+/// closed and [throttling](crate::throttle); [`reason`](Self::reason) says which.
 ///
 /// A rejection is data, not a failure: the breaker never counts its own rejections
 /// against the protected service.
@@ -28,15 +29,48 @@ use crate::{Name, State};
 #[derive(Clone, PartialEq, Eq)]
 pub struct Rejected {
     name: Name,
-    /// `retry_after_nanos << 3 | state`, with `NO_RETRY_AFTER` for none. One whole word:
-    /// a rejection is returned by value on the open path, and a byte-sized field read
+    /// `retry_after_nanos:48 | p:13 | state:3`, with `NO_RETRY_AFTER` for none and `p`
+    /// the reject probability of a throttled call in 8192ths. One whole word: a
+    /// rejection is returned by value on the open path, and a byte-sized field read
     /// back as part of a word stalls store-to-load forwarding (measured: about half of
     /// the rejection's time).
     packed: u64,
 }
 
+/// Why a call was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The breaker is open: it tripped, and its open wait has not passed.
+    Open,
+    /// The breaker is half-open and every probe slot is taken.
+    HalfOpenFull,
+    /// The breaker was forced open by hand.
+    ForcedOpen,
+    /// The breaker is closed and [throttling](crate::throttle): this call was among
+    /// the fraction [`Rejected::reject_probability`] it keeps off the backend.
+    Throttled,
+}
+
+impl RejectReason {
+    /// The reason's name in `snake_case`, as used in metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::HalfOpenFull => "half_open_full",
+            Self::ForcedOpen => "forced_open",
+            Self::Throttled => "throttled",
+        }
+    }
+}
+
 const STATE_BITS: u32 = 3;
-const NO_RETRY_AFTER: u64 = u64::MAX >> STATE_BITS;
+const P_BITS: u32 = 13;
+const P_SHIFT: u32 = STATE_BITS;
+const NANOS_SHIFT: u32 = STATE_BITS + P_BITS;
+/// No retry-after: every bit of the 48-bit field (a wait of 78 hours and more saturates
+/// just below it).
+const NO_RETRY_AFTER: u64 = u64::MAX >> NANOS_SHIFT;
 
 impl Rejected {
     #[inline(always)]
@@ -48,7 +82,16 @@ impl Rejected {
     #[inline]
     pub(crate) fn pack(kind: Kind, retry_after: Option<u64>) -> u64 {
         let nanos = retry_after.map_or(NO_RETRY_AFTER, |n| n.min(NO_RETRY_AFTER - 1));
-        nanos << STATE_BITS | kind.bits()
+        nanos << NANOS_SHIFT | kind.bits()
+    }
+
+    /// A throttled rejection: closed, with the reject probability `p` (a fraction of
+    /// 2³², rounded up to 8192ths so that a throttled call never reads as p = 0) and
+    /// the retry-after (nanoseconds).
+    #[inline]
+    pub(crate) fn pack_throttled(p: u32, retry_after: u64) -> u64 {
+        let p = u64::from(p).div_ceil(1 << (32 - P_BITS)).min((1 << P_BITS) - 1);
+        Self::pack(Kind::Closed, Some(retry_after)) | p << P_SHIFT
     }
 
     /// The name of the breaker that rejected the call.
@@ -58,13 +101,36 @@ impl Rejected {
 
     /// The breaker's state when it rejected the call.
     pub fn state(&self) -> State {
-        Kind::from_bits(self.packed & ((1 << STATE_BITS) - 1)).state()
+        self.kind().state()
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::from_bits(self.packed & ((1 << STATE_BITS) - 1))
+    }
+
+    /// Why the call was rejected.
+    pub fn reason(&self) -> RejectReason {
+        match self.kind() {
+            Kind::Closed => RejectReason::Throttled,
+            Kind::HalfOpen => RejectReason::HalfOpenFull,
+            Kind::ForcedOpen => RejectReason::ForcedOpen,
+            // Disabled admits everything; a corrupted word reads as forced open.
+            Kind::Open | Kind::Disabled => RejectReason::Open,
+        }
+    }
+
+    /// For a [throttled](RejectReason::Throttled) call, the probability with which the
+    /// throttle was rejecting calls (to 1/8192); 0.0 for any other rejection.
+    pub fn reject_probability(&self) -> f64 {
+        let p = (self.packed >> P_SHIFT) & ((1 << P_BITS) - 1);
+        p as f64 / f64::from(1u32 << P_BITS)
     }
 
     /// How long until the breaker admits a trial call, when known: the rest of the
-    /// open wait. `None` when forced open, or half-open with every probe slot taken.
+    /// open wait, or for a throttled call the time until the throttle next looks at
+    /// its window. `None` when forced open, or half-open with every probe slot taken.
     pub fn retry_after(&self) -> Option<Duration> {
-        let nanos = self.packed >> STATE_BITS;
+        let nanos = self.packed >> NANOS_SHIFT;
         (nanos != NO_RETRY_AFTER).then(|| Duration::from_nanos(nanos))
     }
 }
@@ -72,18 +138,21 @@ impl Rejected {
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.name.as_str();
-        match self.state() {
-            State::ForcedOpen => write!(f, "circuit breaker `{name}` is forced open"),
-            State::HalfOpen => {
+        match self.reason() {
+            RejectReason::ForcedOpen => write!(f, "circuit breaker `{name}` is forced open"),
+            RejectReason::HalfOpenFull => {
                 write!(f, "circuit breaker `{name}` is half-open and every probe slot is taken")
             }
-            _ => {
-                write!(f, "circuit breaker `{name}` is open")?;
-                match self.retry_after() {
-                    Some(d) => write!(f, "; retry after {}", Rounded(d)),
-                    None => Ok(()),
-                }
-            }
+            RejectReason::Throttled => write!(
+                f,
+                "circuit breaker `{name}` is throttling: the backend is overloaded and {:.1}% of calls are kept off it",
+                self.reject_probability() * 100.0
+            ),
+            RejectReason::Open => write!(f, "circuit breaker `{name}` is open"),
+        }?;
+        match (self.reason(), self.retry_after()) {
+            (RejectReason::Open | RejectReason::Throttled, Some(d)) => write!(f, "; retry after {}", Rounded(d)),
+            _ => Ok(()),
         }
     }
 }
@@ -116,6 +185,8 @@ impl fmt::Debug for Rejected {
         f.debug_struct("Rejected")
             .field("name", &self.name)
             .field("state", &self.state())
+            .field("reason", &self.reason())
+            .field("reject_probability", &self.reject_probability())
             .field("retry_after", &self.retry_after())
             .finish()
     }

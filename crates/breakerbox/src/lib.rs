@@ -50,7 +50,7 @@
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
-//! | `breakerbox_calls_total` | counter | `outcome` = `success`, `failure`, `ignored`, `rejected` | calls by outcome; `rejected` calls never ran |
+//! | `breakerbox_calls_total` | counter | `outcome` = `success`, `failure`, `ignored`, `rejected`; rejected ones also `reason` = `open`, `half_open_full`, `forced_open`, `throttled` | calls by outcome; `rejected` calls never ran |
 //! | `breakerbox_slow_calls_total` | counter | | calls a slow-call rule found slow |
 //! | `breakerbox_transitions_total` | counter | `from`, `to` | state changes (catches opens shorter than a scrape interval) |
 //! | `breakerbox_state` | gauge | `state` = `closed`, `open`, `half_open`, `forced_open`, `disabled` | 1 for the current state, 0 for the others |
@@ -77,6 +77,7 @@ mod state;
 mod stats;
 mod sync;
 mod telemetry;
+pub mod throttle;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
@@ -88,7 +89,7 @@ pub use backoff::{Backoff, OpenWait};
 pub use breaker::{Breaker, BreakerBuilder};
 pub use classify::{Classify, OkIsSuccess};
 pub use clock::{AnyClock, Clock, CoarseClock, ManualClock, MonotonicClock};
-pub use error::{ConfigError, Error, Rejected};
+pub use error::{ConfigError, Error, RejectReason, Rejected};
 pub use event::{Reason, Recorded, Transition};
 pub use family::{BreakerBox, BreakerBoxBuilder};
 pub use name::Name;
@@ -96,6 +97,7 @@ pub use permit::{OwnedPermit, Permit};
 pub use policy::{Policy, RatePolicy};
 pub use state::{Outcome, Report, State};
 pub use stats::Metrics;
+pub use throttle::Throttle;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

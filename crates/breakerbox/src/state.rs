@@ -138,12 +138,13 @@ pub struct Report {
     pub(crate) outcome: Outcome,
     pub(crate) duration: Option<Duration>,
     pub(crate) retry_after: Option<Duration>,
+    pub(crate) overload: bool,
 }
 
 impl Report {
     /// A report of `outcome`, with no duration and no hint.
     pub const fn new(outcome: Outcome) -> Self {
-        Self { outcome, duration: None, retry_after: None }
+        Self { outcome, duration: None, retry_after: None, overload: false }
     }
 
     /// A success.
@@ -159,6 +160,14 @@ impl Report {
     /// An outcome that says nothing about the service.
     pub const fn ignored() -> Self {
         Self::new(Outcome::Ignored)
+    }
+
+    /// A failure that says the service is overloaded: it shed the call (a 429, 502,
+    /// 503 or 504, a refused connection, a timeout) rather than answer it. It is a
+    /// failure for the classic rules; for [adaptive throttling](crate::throttle) it is
+    /// the one outcome that is not an accept.
+    pub const fn overloaded() -> Self {
+        Self { overload: true, ..Self::failure() }
     }
 
     /// How long the call took, measured by the caller. Without it, a breaker whose
@@ -191,6 +200,11 @@ impl Report {
     /// The hint given with [`with_retry_after`](Self::with_retry_after).
     pub const fn retry_after(&self) -> Option<Duration> {
         self.retry_after
+    }
+
+    /// Whether this is an [`overloaded`](Self::overloaded) failure.
+    pub const fn is_overload(&self) -> bool {
+        self.overload
     }
 }
 

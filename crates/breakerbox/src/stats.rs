@@ -192,4 +192,7 @@ pub struct Metrics {
     pub opens: u64,
     /// Half-open probes admitted and not yet reported.
     pub probes_in_flight: u32,
+    /// The share of calls [adaptive throttling](crate::throttle) rejects right now
+    /// (0.0 without a throttle, and whenever the breaker is not closed).
+    pub reject_probability: f64,
 }

@@ -31,12 +31,13 @@ impl Telemetry {
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn rejected(&self, rejected: &Rejected) {
         #[cfg(feature = "metrics")]
-        self.metrics.rejected();
+        self.metrics.rejected(rejected.reason());
         #[cfg(feature = "tracing")]
         tracing::debug!(
             target: "breakerbox",
             breaker = rejected.name(),
             state = rejected.state().as_str(),
+            reason = rejected.reason().as_str(),
             retry_after_ms = rejected.retry_after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             "call rejected"
         );
@@ -89,7 +90,7 @@ mod metrics_impl {
 
     use crate::event::Transition;
     use crate::state::kind::Kind;
-    use crate::{Name, Outcome, State};
+    use crate::{Name, Outcome, RejectReason, State};
 
     /// The metric names, in one place (and in the crate docs' table).
     #[derive(Debug)]
@@ -105,6 +106,10 @@ mod metrics_impl {
 
     const STATES: usize = Kind::COUNT;
 
+    /// Every reason a call is rejected for, each a `reason` label of the rejected calls.
+    const REASONS: [RejectReason; 4] =
+        [RejectReason::Open, RejectReason::HalfOpenFull, RejectReason::ForcedOpen, RejectReason::Throttled];
+
     /// Counter handles registered once per breaker, so a call increments a handle and
     /// never builds a key (no allocation per call). They bind to the recorder installed
     /// when the breaker is built: install it first.
@@ -114,7 +119,8 @@ mod metrics_impl {
         success: Counter,
         failure: Counter,
         ignored: Counter,
-        rejected: Counter,
+        /// By reason, in the order of [`REASONS`].
+        rejected: [Counter; REASONS.len()],
         slow: Counter,
         /// One gauge per state, registered at build.
         states: [Gauge; STATES],
@@ -127,7 +133,11 @@ mod metrics_impl {
     fn describe() {
         static ONCE: Once = Once::new();
         ONCE.call_once(|| {
-            describe_counter!(MetricNames::CALLS, Unit::Count, "Calls by outcome: success, failure, ignored, rejected");
+            describe_counter!(
+                MetricNames::CALLS,
+                Unit::Count,
+                "Calls by outcome: success, failure, ignored, rejected (by reason)"
+            );
             describe_counter!(MetricNames::SLOW_CALLS, Unit::Count, "Calls a slow-call rule found slow");
             describe_counter!(MetricNames::TRANSITIONS, Unit::Count, "State changes, by from and to");
             describe_gauge!(MetricNames::STATE, "1 for the breaker's current state, 0 for the others");
@@ -144,7 +154,9 @@ mod metrics_impl {
                 success: calls("success"),
                 failure: calls("failure"),
                 ignored: calls("ignored"),
-                rejected: calls("rejected"),
+                rejected: REASONS.map(|reason| {
+                    counter!(MetricNames::CALLS, "breaker" => name.clone(), "outcome" => "rejected", "reason" => reason.as_str())
+                }),
                 slow: counter!(MetricNames::SLOW_CALLS, "breaker" => name.clone()),
                 states: Kind::ALL
                     .map(|k| gauge!(MetricNames::STATE, "breaker" => name.clone(), "state" => k.state().as_str())),
@@ -168,8 +180,10 @@ mod metrics_impl {
         }
 
         #[inline(always)]
-        pub(super) fn rejected(&self) {
-            self.rejected.increment(1);
+        pub(super) fn rejected(&self, reason: RejectReason) {
+            if let Some(i) = REASONS.iter().position(|r| *r == reason) {
+                self.rejected[i].increment(1);
+            }
         }
 
         pub(super) fn transition(&self, t: &Transition<'_>) {

@@ -17,6 +17,7 @@ half_open_probes = 2
 probe_lease = "45s"
 cancel_counts_after = "2s"
 retry_after_limit = "5m"
+throttle = { k = 1.5, window = "20s", buckets = 20, max_reject = 0.5, min_requests = 1 }
 
 [search]
 name = "search-api"
@@ -39,6 +40,9 @@ fn several_named_breakers_from_toml() {
     assert_eq!(payments.cancel_counts_after, Some(CancelConfig::After(Duration::from_secs(2))));
     assert_eq!(all["search"].cancel_counts_after, Some(CancelConfig::Never));
     assert_eq!(all["search"].open_wait, Some(OpenWaitConfig::Fixed { wait: Duration::from_millis(250), jitter: 0.0 }));
+    let throttle = payments.throttle.as_ref().unwrap();
+    assert_eq!((throttle.k, throttle.window, throttle.buckets), (Some(1.5), Some(Duration::from_secs(20)), Some(20)));
+    assert_eq!(all["search"].throttle, None);
 
     // The settings drive behaviour: payments trips on its 3rd consecutive failure and
     // admits 2 probes.
@@ -52,6 +56,23 @@ fn several_named_breakers_from_toml() {
     let (_p1, _p2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
     assert!(b.try_acquire().is_err());
     assert_eq!(all["search"].build().unwrap().name(), "search-api");
+
+    // The throttle's keys drive it too: overloaded calls and p is capped at 0.5, with a
+    // retry-after of one 1 s bucket.
+    let b = payments
+        .builder()
+        .clock(ManualClock::new())
+        .policy(breakerbox::Policy::consecutive_failures(1_000))
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        if let Ok(permit) = b.try_acquire() {
+            permit.record(breakerbox::Report::overloaded());
+        }
+    }
+    assert_eq!(b.metrics().reject_probability, 0.5);
+    let throttled = (0..100).find_map(|_| b.try_acquire().err()).unwrap();
+    assert_eq!(throttled.retry_after(), Some(Duration::from_secs(1)));
 }
 
 #[test]
@@ -138,6 +159,8 @@ fn every_invalid_key_gives_a_named_error() {
         ("slow_calls = { threshold = 0.5 }", "slower_than"),
         ("half_open_probes = \"two\"", "half_open_probes"),
         ("probe_lease = 30", "probe_lease"),
+        ("throttle = { kk = 2.0 }", "kk"),
+        ("throttle = { window = 30 }", "window"),
     ];
     for (input, needle) in parse_errors {
         let err = toml::from_str::<BreakerConfig>(input).unwrap_err().to_string();
@@ -158,6 +181,12 @@ fn every_invalid_key_gives_a_named_error() {
         ("open_wait = { fixed = \"10s\", jitter = 2.0 }", "open_wait.jitter"),
         ("half_open_probes = 0", "half_open_probes"),
         ("probe_lease = \"0s\"", "probe_lease"),
+        ("throttle = { k = 0.5 }", "throttle.k"),
+        ("throttle = { max_reject = 1.0 }", "throttle.max_reject"),
+        ("throttle = { aggression = 0.0 }", "throttle.aggression"),
+        ("throttle = { padding = -1.0 }", "throttle.padding"),
+        ("throttle = { buckets = 0 }", "throttle.buckets"),
+        ("throttle = { window = \"5ms\", buckets = 10 }", "throttle.window"),
     ];
     for (input, field) in build_errors {
         let config: BreakerConfig = toml::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));

@@ -138,7 +138,8 @@ mod metrics_series {
         assert_eq!(get("breakerbox_calls_total", "breaker=payments,outcome=success"), 4.0);
         assert_eq!(get("breakerbox_calls_total", "breaker=payments,outcome=failure"), 2.0);
         assert_eq!(get("breakerbox_calls_total", "breaker=payments,outcome=ignored"), 1.0);
-        assert_eq!(get("breakerbox_calls_total", "breaker=payments,outcome=rejected"), 2.0);
+        assert_eq!(get("breakerbox_calls_total", "breaker=payments,outcome=rejected,reason=open"), 2.0);
+        assert_eq!(get("breakerbox_calls_total", "breaker=payments,outcome=rejected,reason=throttled"), 0.0);
         assert_eq!(get("breakerbox_transitions_total", "breaker=payments,from=closed,to=open"), 1.0);
         assert_eq!(get("breakerbox_transitions_total", "breaker=payments,from=open,to=half_open"), 1.0);
         assert_eq!(get("breakerbox_transitions_total", "breaker=payments,from=half_open,to=closed"), 1.0);

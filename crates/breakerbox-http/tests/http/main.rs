@@ -26,6 +26,7 @@ mod retry;
 mod retry_after;
 mod settings;
 mod story;
+mod throttle;
 mod timeout;
 #[cfg(feature = "ureq")]
 mod ureq;

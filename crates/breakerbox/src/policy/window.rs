@@ -166,29 +166,47 @@ impl TimeWindow {
     }
 
     pub(crate) fn record(&self, generation: u64, now: u64, failed: bool, slow: bool) {
+        let counted = self.update(generation, now, |calls, failures| {
+            // A full bucket stops counting failures too: the rate stays an unbiased sample.
+            (calls < FIELD_MASK).then_some((calls + 1, failures + u64::from(failed)))
+        });
+        if let (true, Some(bucket)) = (slow, counted) {
+            bump(&self.slow[bucket.slot], bucket.key, |fields| (fields < FIELD_MASK).then_some(fields + 1));
+        }
+    }
+
+    /// Changes the two counts of the bucket of `now` (`calls` and `failures`, each saturating
+    /// at 2²⁰ − 1) as `change` says; `None` from it leaves them. Returns the bucket as
+    /// changed, or `None` if nothing was (the outcome is older than the window, or
+    /// `change` declined). The throttle keeps its requests and accepts in these fields.
+    pub(crate) fn update(
+        &self,
+        generation: u64,
+        now: u64,
+        change: impl Fn(u64, u64) -> Option<(u64, u64)>,
+    ) -> Option<Updated> {
         let seq = now / self.width;
         let n = self.slots();
         // Relaxed: statistics; the slots' own CASes order what each slot holds.
         let newest = self.newest.fetch_max(seq, Ordering::Relaxed);
         if seq.saturating_add(n) <= newest {
-            return; // older than the window: its slot belongs to a newer bucket
+            return None; // older than the window: its slot belongs to a newer bucket
         }
         if seq > newest {
             self.clear_skipped(generation, newest, seq);
         }
         let slot = (seq % n) as usize;
         let k = key(generation, seq);
-        let full = bump(&self.counts[slot], k, |fields| {
-            let calls = fields & FIELD_MASK;
-            if calls == FIELD_MASK {
-                return None;
-            }
-            let failures = (fields >> FIELD_BITS) + u64::from(failed);
-            Some((failures << FIELD_BITS) | (calls + 1))
-        });
-        if slow && !full {
-            bump(&self.slow[slot], k, |fields| (fields < FIELD_MASK).then_some(fields + 1));
-        }
+        let fields = bump(&self.counts[slot], k, |fields| {
+            let (calls, failures) = change(fields & FIELD_MASK, fields >> FIELD_BITS)?;
+            Some((failures.min(FIELD_MASK) << FIELD_BITS) | calls.min(FIELD_MASK))
+        })?;
+        Some(Updated { slot, key: k, calls: fields & FIELD_MASK })
+    }
+
+    /// The width of a bucket, in nanoseconds.
+    pub(crate) fn bucket_width(&self) -> u64 {
+        self.width
     }
 
     /// Empties the slots of the buckets after `newest` and before `seq`, which no call
@@ -242,16 +260,26 @@ impl TimeWindow {
     }
 }
 
+/// A bucket that [`TimeWindow::update`] changed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Updated {
+    slot: usize,
+    key: u64,
+    /// Its `calls` count after the change.
+    pub(crate) calls: u64,
+}
+
 /// Applies `add` to the 40 bits of fields of a bucket word keyed `k`, starting from zero
-/// if the word holds another key. Returns true if the bucket was full (nothing added).
-fn bump(word: &AtomicU64, k: u64, add: impl Fn(u64) -> Option<u64>) -> bool {
+/// if the word holds another key. Returns the fields after, or `None` if `add` declined
+/// (a full bucket: nothing added).
+fn bump(word: &AtomicU64, k: u64, add: impl Fn(u64) -> Option<u64>) -> Option<u64> {
     let mut cur = word.load(Ordering::Relaxed);
     loop {
         let fields = if cur >> KEY_SHIFT == k { cur & ((1 << KEY_SHIFT) - 1) } else { 0 };
-        let Some(next) = add(fields) else { return true };
+        let next = add(fields)?;
         // Relaxed: statistics only.
         match word.compare_exchange_weak(cur, (k << KEY_SHIFT) | next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return false,
+            Ok(_) => return Some(next),
             Err(actual) => cur = actual,
         }
     }
