@@ -760,6 +760,15 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
         self.core(move |t| t.throttle(throttle))
     }
 
+    /// A recovery ramp after half-open (see [`breakerbox::ramp`]): a rising share of
+    /// requests is let through while the breaker is recovering, instead of all of them
+    /// at once when its probes succeed.
+    #[must_use]
+    pub fn recovery_ramp(self, ramp: impl Into<Option<breakerbox::Ramp>>) -> Self {
+        let ramp = ramp.into();
+        self.core(move |t| t.recovery_ramp(ramp))
+    }
+
     /// The time source of the breakers and the retry budget (which reads the breaker's
     /// own, [`Breaker::clock`]); a [`ManualClock`](breakerbox::ManualClock) makes tests
     /// deterministic. A built-in clock is held by value, not boxed. The

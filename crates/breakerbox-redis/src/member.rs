@@ -356,7 +356,8 @@ impl Member {
         let wait = t.open_for.unwrap_or_default();
         let mut op = None;
         match (t.to, t.reason) {
-            (State::Open, Reason::Tripped) => {
+            // A ramp that aborts reopens the breaker as a trip does.
+            (State::Open, Reason::Tripped | Reason::RampFailed) => {
                 (self.vote, self.role) = (Vote::Open { wait }, Role::Free);
                 op = self.report(b);
             }
@@ -372,7 +373,8 @@ impl Member {
                     op = self.report(b);
                 }
             },
-            (State::Closed, Reason::ProbesSucceeded) => match self.role {
+            // With a recovery ramp, the probes' success begins it: for the fleet, a close.
+            (State::Closed | State::Recovering, Reason::ProbesSucceeded) => match self.role {
                 Role::Probing { lease, .. } => {
                     op = Some(Op::ProbeResult { lease, ok: true, wait: Duration::ZERO });
                     self.role = Role::Free;

@@ -12,7 +12,7 @@ use crate::event::{Listeners, Recorded, Transition};
 use crate::state::packed::MAX_PROBES;
 use crate::state::transition::Command;
 use crate::{
-    ConfigError, Error, Metrics, Name, OpenWait, Outcome, OwnedPermit, Permit, Policy, Rejected, Report, State,
+    ConfigError, Error, Metrics, Name, OpenWait, Outcome, OwnedPermit, Permit, Policy, Ramp, Rejected, Report, State,
     Throttle,
 };
 
@@ -60,6 +60,7 @@ const DEFAULT_CANCEL_COUNTS_AFTER: Duration = Duration::from_secs(1);
 /// | [`cancel_counts_after`](BreakerBuilder::cancel_counts_after) | 1 s |
 /// | [`retry_after_limit`](BreakerBuilder::retry_after_limit) | 5 min |
 /// | [`throttle`](BreakerBuilder::throttle) | off |
+/// | [`recovery_ramp`](BreakerBuilder::recovery_ramp) | off |
 /// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`](crate::MonotonicClock) |
 ///
 /// # Clone
@@ -379,6 +380,7 @@ pub struct BreakerBuilder {
     clock: Option<AnyClock>,
     listeners: Listeners,
     throttle: Option<Throttle>,
+    ramp: Option<Ramp>,
 }
 
 impl BreakerBuilder {
@@ -395,6 +397,7 @@ impl BreakerBuilder {
             clock: None,
             listeners: Listeners::default(),
             throttle: None,
+            ramp: None,
         }
     }
 
@@ -485,6 +488,15 @@ impl BreakerBuilder {
         self
     }
 
+    /// A recovery ramp after half-open: instead of closing at once when its probes
+    /// succeed, the breaker enters [`State::Recovering`] and admits a rising fraction
+    /// of calls. See [`crate::ramp`]. `None` (the default) closes at once.
+    #[must_use]
+    pub fn recovery_ramp(mut self, ramp: impl Into<Option<Ramp>>) -> Self {
+        self.ramp = ramp.into();
+        self
+    }
+
     /// The time source. See [`crate::clock`].
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -540,6 +552,9 @@ impl BreakerBuilder {
         if let Some(throttle) = &self.throttle {
             throttle.validate()?;
         }
+        if let Some(ramp) = &self.ramp {
+            ramp.validate()?;
+        }
         Ok(())
     }
 
@@ -563,6 +578,7 @@ impl BreakerBuilder {
             clock: self.clock.clone().unwrap_or_default(),
             listeners: self.listeners.clone(),
             throttle: self.throttle.as_ref(),
+            ramp: self.ramp.as_ref(),
         }));
         // Jitter must differ between breakers built together (every key of a family
         // opens at once when a shared dependency fails): seed from a process-wide

@@ -18,6 +18,7 @@
 //! cancel_counts_after = "1s"          # or "never"
 //! retry_after_limit = "5m"
 //! throttle = { k = 2.0, window = "30s", max_reject = 0.9 } # adaptive throttling; {} for defaults
+//! recovery_ramp = { duration = "30s", min_fraction = 0.1 }  # a ramp after half-open; {} for defaults
 //! ```
 //!
 //! # Examples
@@ -41,7 +42,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Breaker, BreakerBox, BreakerBoxBuilder, BreakerBuilder, ConfigError, OpenWait, Policy, RatePolicy, Throttle,
+    Breaker, BreakerBox, BreakerBoxBuilder, BreakerBuilder, ConfigError, OpenWait, Policy, Ramp, RatePolicy, Throttle,
 };
 
 /// A breaker's settings. Every key is optional; a missing key keeps the default
@@ -82,6 +83,66 @@ pub struct BreakerConfig {
     /// Adaptive throttling while closed (`{}` for every default); absent: off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle: Option<ThrottleConfig>,
+    /// A recovery ramp after half-open (`{}` for every default); absent: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_ramp: Option<RampConfig>,
+}
+
+/// The [recovery ramp](crate::ramp): every key optional, as in [`Ramp`]'s table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RampConfig {
+    /// How long the fraction takes to rise to 1 (`"30s"`).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub duration: Option<Duration>,
+    /// The fraction admitted from the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_fraction: Option<f64>,
+    /// The exponent's inverse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggression: Option<f64>,
+    /// How many of the ramp's latest outcomes its abort rule looks at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// The fewest outcomes before the failure rate can abort the ramp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_calls: Option<u32>,
+    /// Consecutive failures that abort the ramp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_after: Option<u32>,
+    /// The failure rate that aborts the ramp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_failure_rate: Option<f64>,
+}
+
+impl RampConfig {
+    /// The ramp these settings describe.
+    pub fn ramp(&self) -> Ramp {
+        let mut r = Ramp::new();
+        if let Some(d) = self.duration {
+            r = r.duration(d);
+        }
+        if let Some(f) = self.min_fraction {
+            r = r.min_fraction(f);
+        }
+        if let Some(a) = self.aggression {
+            r = r.aggression(a);
+        }
+        if let Some(n) = self.window {
+            r = r.window(n);
+        }
+        if let Some(n) = self.min_calls {
+            r = r.min_calls(n);
+        }
+        if let Some(n) = self.abort_after {
+            r = r.abort_after(n);
+        }
+        if let Some(rate) = self.abort_failure_rate {
+            r = r.abort_failure_rate(rate);
+        }
+        r
+    }
 }
 
 /// [Adaptive throttling](crate::throttle): every key optional, as in [`Throttle`]'s table.
@@ -310,6 +371,9 @@ impl BreakerConfig {
         }
         if let Some(t) = &self.throttle {
             b = b.throttle(t.throttle());
+        }
+        if let Some(r) = &self.recovery_ramp {
+            b = b.recovery_ramp(r.ramp());
         }
         b
     }

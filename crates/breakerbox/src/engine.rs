@@ -21,6 +21,7 @@ use crate::clock::coarse::AgeClock;
 use crate::clock::{AnyClock, nanos};
 use crate::event::{Listeners, Recorded, Transition};
 use crate::policy::tracker::Tracker;
+use crate::ramp::RampRule;
 use crate::state::kind::Kind;
 use crate::state::packed::{self, Deadline, Word};
 use crate::state::transition::{
@@ -31,7 +32,7 @@ use crate::stats::{Metrics, Stats};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
 use crate::throttle::throttler::Throttler;
-use crate::{Name, OpenWait, Outcome, Policy, Reason, Rejected, Report, State, Throttle};
+use crate::{Name, OpenWait, Outcome, Policy, Ramp, Reason, Rejected, Report, State, Throttle};
 
 /// One breaker's state, counters and settings, shared by its handles and permits.
 pub(crate) struct Engine {
@@ -54,6 +55,10 @@ pub(crate) struct Engine {
     probe_slots: Box<[AtomicU64]>,
     /// A counter for jitter.
     random: AtomicU64,
+    /// The recovery ramp's accumulator (see `ramp.rs`): `tag:24 | acc:40`, the
+    /// generation's tag as in a deadline word, and the fraction of a call owed, in
+    /// 2⁻³²ths. A word of an older generation reads as zero.
+    ramp_acc: AtomicU64,
     tracker: Tracker,
     stats: Stats,
     pub(crate) name: Name,
@@ -95,6 +100,7 @@ pub(crate) struct Settings<'a> {
     pub(crate) clock: AnyClock,
     pub(crate) listeners: Listeners,
     pub(crate) throttle: Option<&'a Throttle>,
+    pub(crate) ramp: Option<&'a Ramp>,
 }
 
 /// What an admission hands to its permit, in two words (returned in registers on the
@@ -108,6 +114,9 @@ pub(crate) struct Ticket {
     pub(crate) word: u64,
     start: u64,
 }
+
+/// The accumulator's bits of the ramp's word (below its tag).
+const RAMP_ACC_MASK: u64 = (1 << 40) - 1;
 
 /// A probe slot no probe holds.
 const FREE: u64 = u64::MAX;
@@ -146,11 +155,12 @@ impl Engine {
             trip_streak: AtomicU64::new(0),
             probe_slots: (0..s.probes).map(|_| AtomicU64::new(FREE)).collect(),
             random: AtomicU64::new(0),
+            ramp_acc: AtomicU64::new(0),
             tracker,
             stats: Stats::new(),
             telemetry: Telemetry::new(&s.name),
             name: s.name,
-            limits: Limits { probes: s.probes },
+            limits: Limits { probes: s.probes, ramp: s.ramp.map(Ramp::rule) },
             probe_lease: nanos(s.probe_lease),
             cancel_after: s.cancel_after.map(nanos),
             age_clock,
@@ -262,6 +272,10 @@ impl Engine {
             DeadlineFrom::Explicit(wait) => (now.saturating_add(nanos(wait)), Some(wait)),
             // No time to keep, but the tag must follow the generation (see packed.rs).
             DeadlineFrom::TagOnly => (now, None),
+            DeadlineFrom::RampEnd => {
+                let duration = self.limits.ramp.map_or(0, |r| r.duration);
+                (now.saturating_add(duration), None)
+            }
         };
         self.store_deadline(next.generation, deadline);
         if next.kind == Kind::HalfOpen && next.generation != prev.generation {
@@ -507,6 +521,7 @@ impl Engine {
         match self.apply(cur, &Acquire, &mut now) {
             (Admission::Admit, word) => Ok(Ticket { word, start: self.start() }),
             (Admission::Reject(r), _) => Err(self.reject(r)),
+            (Admission::Ramp { fraction }, word) => self.ramp_admit(word, fraction),
             (admission @ (Admission::Probe | Admission::TakeOver(_)), word) => self.admit_probe(admission, word, now),
         }
     }
@@ -532,12 +547,40 @@ impl Engine {
                     }
                 },
                 Admission::Admit => return Ok(Ticket { word, start: self.start() }),
+                Admission::Ramp { fraction } => return self.ramp_admit(word, fraction),
                 Admission::Reject(r) => return Err(self.reject(r)),
             };
             // The probe's slot rides in the ticket's `in_flight` field; its start is the
             // clock its stamp was made from.
             let word = Word { in_flight: slot as u32, ..Word::unpack(word) }.pack();
             return Ok(Ticket { word, start: t });
+        }
+    }
+
+    /// A call while recovering, when the ramp admits `fraction` of a call: one step of
+    /// the accumulator (a CAS, so racing calls admit exactly the sum of their
+    /// fractions). The state word is not touched: a call admitted just as the ramp
+    /// ends or aborts is admitted under its generation, and its outcome is late.
+    fn ramp_admit(&self, word: u64, fraction: u64) -> Result<Ticket, u64> {
+        let generation = Word::generation_of(word);
+        let tag = packed::pack_deadline(generation, 0, 0);
+        // Relaxed: the accumulator publishes nothing; its CAS alone makes it exact.
+        let mut cur = self.ramp_acc.load(Ordering::Relaxed);
+        loop {
+            let acc = if cur & !RAMP_ACC_MASK == tag {
+                cur & RAMP_ACC_MASK
+            } else if packed::deadline_is_older(cur, generation) {
+                0 // the first call of this ramp
+            } else {
+                // A newer ramp has begun: this call's word is stale.
+                return Err(self.reject(Rejection { kind: Kind::Recovering, retry_after: None }));
+            };
+            let (next, admitted) = RampRule::admit(acc, fraction);
+            match self.ramp_acc.compare_exchange_weak(cur, tag | next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) if admitted => return Ok(Ticket { word, start: self.start() }),
+                Ok(_) => return Err(self.reject(Rejection { kind: Kind::Recovering, retry_after: None })),
+                Err(actual) => cur = actual,
+            }
         }
     }
 
@@ -647,7 +690,7 @@ impl Engine {
         let in_flight_for = match (self.cancel_after, admitted.kind) {
             (None, _) => 0,
             (Some(_), Kind::HalfOpen) => self.now().saturating_sub(ticket.start),
-            (Some(_), Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled) => {
+            (Some(_), Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering) => {
                 self.age_now().saturating_sub(ticket.start)
             }
         };
@@ -691,11 +734,29 @@ impl Engine {
         cur
     }
 
-    /// The open deadline of the word `cur`, if it is Open and its wait has passed.
-    fn wait_passed(&self, cur: u64, now: u64) -> Option<u64> {
+    /// The deadline of the word `cur`, if it is Open and its wait has passed, or
+    /// Recovering and its ramp has run its course.
+    fn deadline_passed(&self, cur: u64, now: u64) -> Option<u64> {
+        let timed = matches!(Word::kind_of(cur), Kind::Open | Kind::Recovering);
         match self.deadline(Word::generation_of(cur)) {
-            Deadline::At(d) if Word::kind_of(cur) == Kind::Open && now >= d => Some(d),
+            Deadline::At(d) if timed && now >= d => Some(d),
             Deadline::At(_) | Deadline::Pending | Deadline::Stale => None,
+        }
+    }
+
+    /// The share of calls the ramp admits now: its fraction while recovering, all of
+    /// them when closed or disabled, none otherwise.
+    fn recovery_fraction(&self, w: Word, now: u64) -> f64 {
+        match (w.kind, self.limits.ramp) {
+            (Kind::Recovering, Some(ramp)) => match self.deadline(w.generation) {
+                Deadline::At(end) if now < end => {
+                    ramp.fraction(now - end.saturating_sub(ramp.duration)) as f64 / crate::ramp::ONE as f64
+                }
+                Deadline::At(_) => 1.0,
+                Deadline::Pending | Deadline::Stale => ramp.fraction(0) as f64 / crate::ramp::ONE as f64,
+            },
+            (Kind::Closed | Kind::Disabled, _) => 1.0,
+            (Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Recovering, _) => 0.0,
         }
     }
 
@@ -704,7 +765,7 @@ impl Engine {
         let cur = self.observe();
         let kind = Word::kind_of(cur);
         // Only an Open word needs the clock.
-        let passed = kind == Kind::Open && self.wait_passed(cur, self.now()).is_some();
+        let passed = matches!(kind, Kind::Open | Kind::Recovering) && self.deadline_passed(cur, self.now()).is_some();
         observed(kind, passed)
     }
 
@@ -712,7 +773,7 @@ impl Engine {
         let now = self.now();
         let cur = self.observe();
         let w = Word::unpack(cur);
-        let passed = self.wait_passed(cur, now);
+        let passed = self.deadline_passed(cur, now);
         // An Open breaker whose wait has passed has been half-open since its deadline.
         let since = passed.unwrap_or_else(|| self.since.load(Ordering::Relaxed));
         let [successes, failures, ignored, rejected, slow_calls] = self.stats.totals();
@@ -731,13 +792,14 @@ impl Engine {
             // While not closed: the streak that tripped the breaker since it last closed.
             consecutive_failures: match w.kind {
                 Kind::Closed => self.tracker.consecutive_failures(w.generation),
-                Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => {
+                Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {
                     self.trip_streak.load(Ordering::Relaxed) as u32
                 }
             },
             time_in_state: Duration::from_nanos(now.saturating_sub(since)),
             opens: self.opens.load(Ordering::Relaxed),
             probes_in_flight: if w.kind == Kind::HalfOpen { w.in_flight } else { 0 },
+            recovery_fraction: if passed.is_some() { 1.0 } else { self.recovery_fraction(w, now) },
             reject_probability: match (&self.throttle, w.kind) {
                 (Some(throttle), Kind::Closed) => throttle.probability(self.throttle_clock.now(&self.clock)),
                 _ => 0.0,

@@ -50,6 +50,9 @@ pub enum RejectReason {
     /// The breaker is closed and [throttling](crate::throttle): this call was among
     /// the fraction [`Rejected::reject_probability`] it keeps off the backend.
     Throttled,
+    /// The breaker is [recovering](crate::ramp) and this call was beyond the fraction
+    /// its ramp admits now.
+    Recovering,
 }
 
 impl RejectReason {
@@ -60,6 +63,7 @@ impl RejectReason {
             Self::HalfOpenFull => "half_open_full",
             Self::ForcedOpen => "forced_open",
             Self::Throttled => "throttled",
+            Self::Recovering => "recovering",
         }
     }
 }
@@ -114,6 +118,7 @@ impl Rejected {
             Kind::Closed => RejectReason::Throttled,
             Kind::HalfOpen => RejectReason::HalfOpenFull,
             Kind::ForcedOpen => RejectReason::ForcedOpen,
+            Kind::Recovering => RejectReason::Recovering,
             // Disabled admits everything; a corrupted word reads as forced open.
             Kind::Open | Kind::Disabled => RejectReason::Open,
         }
@@ -147,6 +152,10 @@ impl fmt::Display for Rejected {
                 f,
                 "circuit breaker `{name}` is throttling: the backend is overloaded and {:.1}% of calls are kept off it",
                 self.reject_probability() * 100.0
+            ),
+            RejectReason::Recovering => write!(
+                f,
+                "circuit breaker `{name}` is recovering: the backend is getting its traffic back a share at a time"
             ),
             RejectReason::Open => write!(f, "circuit breaker `{name}` is open"),
         }?;

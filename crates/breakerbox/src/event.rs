@@ -23,8 +23,12 @@ pub enum Reason {
     WaitElapsed,
     /// A half-open probe failed (or was slow).
     ProbeFailed,
-    /// Enough half-open probes succeeded.
+    /// Enough half-open probes succeeded (and, with a recovery ramp, it begins).
     ProbesSucceeded,
+    /// The recovery ramp ran its course: the breaker closed.
+    RampCompleted,
+    /// The recovery ramp's failure rule aborted it: the breaker reopened.
+    RampFailed,
     /// Half-open probes did not report within the probe lease; a new round of probes
     /// began and the silent ones no longer count.
     ProbeLeaseExpired,
@@ -47,6 +51,8 @@ impl Reason {
             Self::WaitElapsed => "wait_elapsed",
             Self::ProbeFailed => "probe_failed",
             Self::ProbesSucceeded => "probes_succeeded",
+            Self::RampCompleted => "ramp_completed",
+            Self::RampFailed => "ramp_failed",
             Self::ProbeLeaseExpired => "probe_lease_expired",
             Self::Reset => "reset",
             Self::ForcedOpen => "forced_open",

@@ -244,3 +244,99 @@ fn loom_a_probe_cancelled_late_reopens_and_admits_no_second_probe() {
         assert_eq!((b.metrics().opens, b.metrics().failures), (2, 2));
     });
 }
+
+/// A breaker with a recovery ramp of `RAMP` (admitting `min_fraction` at first, aborted
+/// by one failure), tripped, its wait passed and its one probe succeeded: recovering.
+fn recovering(clock: &ManualClock, min_fraction: f64, transitions: Option<Arc<AtomicUsize>>) -> Breaker {
+    let mut b = Breaker::builder()
+        .policy(Policy::consecutive_failures(1))
+        .open_wait(OpenWait::fixed(WAIT))
+        .recovery_ramp(crate::Ramp::new().duration(RAMP).min_fraction(min_fraction).abort_after(1))
+        .clock(clock.clone());
+    if let Some(transitions) = transitions {
+        b = b.on_state_change(move |t| {
+            if t.from == State::Recovering {
+                transitions.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let b = b.build().unwrap();
+    b.try_acquire().unwrap().failure();
+    clock.advance(WAIT);
+    b.try_acquire().unwrap().success();
+    assert_eq!(b.state(), State::Recovering);
+    b
+}
+
+const RAMP: Duration = Duration::from_secs(10);
+
+/// Model: racing admissions in a ramp admit exactly the sum of their fractions (the
+/// accumulator's CAS loses no step and counts none twice).
+#[test]
+fn loom_racing_ramp_admissions_admit_exactly_the_fraction() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let b = recovering(&clock, 0.5, None);
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || usize::from(b.try_acquire_owned().is_ok()))
+            })
+            .collect();
+        let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        // Three halves: one whole call, half a call owed.
+        assert_eq!(admitted, 1);
+        assert!(b.try_acquire().map(|p| p.success()).is_ok(), "the fourth half completes a second call");
+    });
+}
+
+/// Model: entering Recovering (the last probe succeeds) races an acquirer: it is refused
+/// as half-open, or meets the ramp; never admitted as a second probe or past the ramp.
+#[test]
+fn loom_entering_the_ramp_races_an_acquirer() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let b = Breaker::builder()
+            .policy(Policy::consecutive_failures(1))
+            .open_wait(OpenWait::fixed(WAIT))
+            .recovery_ramp(crate::Ramp::new().duration(RAMP).min_fraction(0.5))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        b.try_acquire().unwrap().failure();
+        clock.advance(WAIT);
+        let probe = b.try_acquire_owned().unwrap();
+        let other = b.clone();
+        let t = thread::spawn(move || other.try_acquire_owned().map_err(|r| r.reason()));
+        probe.success();
+        match t.join().unwrap() {
+            Ok(_) => panic!("half a call is not a call: nothing admitted yet"),
+            Err(reason) => assert!(
+                matches!(reason, crate::RejectReason::HalfOpenFull | crate::RejectReason::Recovering),
+                "{reason:?}"
+            ),
+        }
+        assert_eq!(b.state(), State::Recovering);
+    });
+}
+
+/// Model: leaving Recovering two ways at once, the ramp's end (an acquirer after it)
+/// and its abort (a failure of a call it admitted): exactly one transition out.
+#[test]
+fn loom_the_ramps_end_races_its_abort() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let left = Arc::new(AtomicUsize::new(0));
+        let b = recovering(&clock, 1.0, Some(left.clone()));
+        let admitted = b.try_acquire_owned().unwrap();
+        clock.advance(RAMP);
+        let other = b.clone();
+        let t = thread::spawn(move || other.try_acquire().map(|p| p.success()).is_ok());
+        admitted.failure();
+        let closed_first = t.join().unwrap();
+        assert_eq!(left.load(Ordering::Relaxed), 1, "one way out");
+        // The end came first: the failure is late. The abort came first: the acquirer
+        // was refused by the open breaker.
+        assert_eq!(b.state(), if closed_first { State::Closed } else { State::Open });
+    });
+}

@@ -12,9 +12,11 @@ use std::time::Duration;
 /// ```text
 ///            trip (policy)                  open wait passed
 ///  Closed ─────────────────▶ Open ───────────────────────────▶ HalfOpen
-///    ▲                        ▲                                  │  │
-///    │                        └──── a probe failed ──────────────┘  │
-///    └──────────── half_open_probes probes succeeded ───────────────┘
+///    ▲  ▲                     ▲  ▲                               │  │
+///    │  │                     │  └──── a probe failed ───────────┘  │
+///    │  │                     └─ the ramp aborts ─┐                 │
+///    │  └── the ramp is done ── Recovering ◀──────┴── probes succeeded, with a ramp
+///    └──────────── half_open_probes probes succeeded (no ramp) ─────┘
 ///
 ///  reset() ▶ Closed      force_open() ▶ ForcedOpen      disable() ▶ Disabled
 /// ```
@@ -34,11 +36,16 @@ pub enum State {
     /// admitted and counted in the metrics, and the breaker never trips, until
     /// [`reset`](crate::Breaker::reset).
     Disabled,
+    /// Half-open succeeded and traffic is coming back along the
+    /// [recovery ramp](crate::ramp): a rising fraction of calls is admitted, until the
+    /// ramp is done (closed) or its own failure rule aborts it (open).
+    Recovering,
 }
 
 impl State {
     /// How much traffic the state keeps out, to report the worst of several breakers
-    /// (one per host): `ForcedOpen` 4, `Open` 3, `HalfOpen` 2, `Closed` 1, `Disabled` 0.
+    /// (one per host): `ForcedOpen` 5, `Open` 4, `HalfOpen` 3, `Recovering` 2,
+    /// `Closed` 1, `Disabled` 0.
     ///
     /// ```
     /// use breakerbox::State;
@@ -48,9 +55,10 @@ impl State {
     /// ```
     pub const fn severity(self) -> u8 {
         match self {
-            Self::ForcedOpen => 4,
-            Self::Open => 3,
-            Self::HalfOpen => 2,
+            Self::ForcedOpen => 5,
+            Self::Open => 4,
+            Self::HalfOpen => 3,
+            Self::Recovering => 2,
             Self::Closed => 1,
             Self::Disabled => 0,
         }
@@ -61,7 +69,7 @@ impl State {
     pub const fn is_open(self) -> bool {
         match self {
             Self::Open | Self::ForcedOpen => true,
-            Self::Closed | Self::HalfOpen | Self::Disabled => false,
+            Self::Closed | Self::HalfOpen | Self::Disabled | Self::Recovering => false,
         }
     }
 
@@ -73,6 +81,7 @@ impl State {
             Self::HalfOpen => "half_open",
             Self::ForcedOpen => "forced_open",
             Self::Disabled => "disabled",
+            Self::Recovering => "recovering",
         }
     }
 }
@@ -85,6 +94,7 @@ impl fmt::Display for State {
             Self::HalfOpen => "half-open",
             Self::ForcedOpen => "forced open",
             Self::Disabled => "disabled",
+            Self::Recovering => "recovering",
         })
     }
 }

@@ -192,6 +192,9 @@ pub struct Metrics {
     pub opens: u64,
     /// Half-open probes admitted and not yet reported.
     pub probes_in_flight: u32,
+    /// The share of calls the [recovery ramp](crate::ramp) admits right now: its
+    /// fraction while recovering, 1.0 when closed or disabled, 0.0 otherwise.
+    pub recovery_fraction: f64,
     /// The share of calls [adaptive throttling](crate::throttle) rejects right now
     /// (0.0 without a throttle, and whenever the breaker is not closed).
     pub reject_probability: f64,

@@ -78,6 +78,7 @@ fn trace_transition(t: &Transition<'_>) {
         State::ForcedOpen => event!(warn, "circuit breaker forced open"),
         State::Disabled => event!(warn, "circuit breaker disabled"),
         State::HalfOpen => event!(info, "circuit breaker half-open: probing"),
+        State::Recovering => event!(info, "circuit breaker recovering: traffic ramps back up"),
         State::Closed => event!(info, "circuit breaker closed"),
     }
 }
@@ -107,8 +108,13 @@ mod metrics_impl {
     const STATES: usize = Kind::COUNT;
 
     /// Every reason a call is rejected for, each a `reason` label of the rejected calls.
-    const REASONS: [RejectReason; 4] =
-        [RejectReason::Open, RejectReason::HalfOpenFull, RejectReason::ForcedOpen, RejectReason::Throttled];
+    const REASONS: [RejectReason; 5] = [
+        RejectReason::Open,
+        RejectReason::HalfOpenFull,
+        RejectReason::ForcedOpen,
+        RejectReason::Throttled,
+        RejectReason::Recovering,
+    ];
 
     /// Counter handles registered once per breaker, so a call increments a handle and
     /// never builds a key (no allocation per call). They bind to the recorder installed

@@ -18,6 +18,7 @@ probe_lease = "45s"
 cancel_counts_after = "2s"
 retry_after_limit = "5m"
 throttle = { k = 1.5, window = "20s", buckets = 20, max_reject = 0.5, min_requests = 1 }
+recovery_ramp = { duration = "20s", min_fraction = 0.25, aggression = 1.0, window = 8, min_calls = 4, abort_after = 2, abort_failure_rate = 0.6 }
 
 [search]
 name = "search-api"
@@ -43,6 +44,16 @@ fn several_named_breakers_from_toml() {
     let throttle = payments.throttle.as_ref().unwrap();
     assert_eq!((throttle.k, throttle.window, throttle.buckets), (Some(1.5), Some(Duration::from_secs(20)), Some(20)));
     assert_eq!(all["search"].throttle, None);
+    assert_eq!(
+        payments.recovery_ramp.as_ref().unwrap().ramp(),
+        breakerbox::Ramp::new()
+            .duration(Duration::from_secs(20))
+            .min_fraction(0.25)
+            .window(8)
+            .min_calls(4)
+            .abort_after(2)
+            .abort_failure_rate(0.6)
+    );
 
     // The settings drive behaviour: payments trips on its 3rd consecutive failure and
     // admits 2 probes.
@@ -160,6 +171,7 @@ fn every_invalid_key_gives_a_named_error() {
         ("half_open_probes = \"two\"", "half_open_probes"),
         ("probe_lease = 30", "probe_lease"),
         ("throttle = { kk = 2.0 }", "kk"),
+        ("recovery_ramp = { length = \"1s\" }", "length"),
         ("throttle = { window = 30 }", "window"),
     ];
     for (input, needle) in parse_errors {
@@ -187,6 +199,10 @@ fn every_invalid_key_gives_a_named_error() {
         ("throttle = { padding = -1.0 }", "throttle.padding"),
         ("throttle = { buckets = 0 }", "throttle.buckets"),
         ("throttle = { window = \"5ms\", buckets = 10 }", "throttle.window"),
+        ("recovery_ramp = { duration = \"0s\" }", "recovery_ramp.duration"),
+        ("recovery_ramp = { min_fraction = 0.0 }", "recovery_ramp.min_fraction"),
+        ("recovery_ramp = { window = 20 }", "recovery_ramp.window"),
+        ("recovery_ramp = { window = 4, min_calls = 5 }", "recovery_ramp.min_calls"),
     ];
     for (input, field) in build_errors {
         let config: BreakerConfig = toml::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));

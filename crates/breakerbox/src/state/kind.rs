@@ -17,6 +17,7 @@ pub(crate) enum Kind {
     HalfOpen = 2,
     ForcedOpen = 3,
     Disabled = 4,
+    Recovering = 5,
 }
 
 impl Kind {
@@ -29,7 +30,8 @@ impl Kind {
             Self::Open => Some(Self::HalfOpen),
             Self::HalfOpen => Some(Self::ForcedOpen),
             Self::ForcedOpen => Some(Self::Disabled),
-            Self::Disabled => None,
+            Self::Disabled => Some(Self::Recovering),
+            Self::Recovering => None,
         }
     }
 
@@ -71,6 +73,7 @@ impl Kind {
             2 => Self::HalfOpen,
             3 => Self::ForcedOpen,
             4 => Self::Disabled,
+            5 => Self::Recovering,
             _ => Self::ForcedOpen,
         }
     }
@@ -90,6 +93,7 @@ impl Kind {
             Self::HalfOpen => State::HalfOpen,
             Self::ForcedOpen => State::ForcedOpen,
             Self::Disabled => State::Disabled,
+            Self::Recovering => State::Recovering,
         }
     }
 
@@ -102,6 +106,7 @@ impl Kind {
             State::HalfOpen => Self::HalfOpen,
             State::ForcedOpen => Self::ForcedOpen,
             State::Disabled => Self::Disabled,
+            State::Recovering => Self::Recovering,
         }
     }
 
@@ -126,7 +131,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_kind_at_its_discriminant() {
-        assert_eq!(Kind::COUNT, 5);
+        assert_eq!(Kind::COUNT, 6);
         for (i, k) in Kind::ALL.into_iter().enumerate() {
             assert_eq!(k as usize, i);
             assert_eq!(Kind::from_bits(i as u64), k);

@@ -10,21 +10,26 @@
 //! the rules need it, and at most once per call.
 //!
 //! ```text
-//!  event         Closed          Open                  HalfOpen                 ForcedOpen  Disabled
-//!  ───────────── ─────────────── ───────────────────── ──────────────────────── ─────────── ─────────
-//!  acquire       admit           wait passed: ▶ HalfOpen a slot free: probe      reject      admit
-//!                                (this call probes)    full, a probe silent
-//!                                else reject           past its lease: take
-//!                                                      its slot; else reject
-//!  record        count (policy)  late                  failure, slow: ▶ Open    late        note
-//!                                                      enough successes: ▶ Closed
+//!  event         Closed          Open                  HalfOpen                 ForcedOpen  Disabled  Recovering
+//!  ───────────── ─────────────── ───────────────────── ──────────────────────── ─────────── ───────── ──────────────────────
+//!  acquire       admit           wait passed: ▶ HalfOpen a slot free: probe      reject      admit     ramp over: ▶ Closed,
+//!                                (this call probes)    full, a probe silent                          admit; else the ramp's
+//!                                else reject           past its lease: take                          fraction (the engine's
+//!                                                      its slot; else reject                         accumulator decides)
+//!  record        count (policy)  late                  failure, slow: ▶ Open    late        note      into the ramp's window;
+//!                                                      enough successes:                             its rule: ▶ Open
+//!                                                      ▶ Recovering (a ramp)                         ignored: note
+//!                                                      or ▶ Closed
 //!                                                      ignored: free the slot
-//!  trip          ▶ Open          (lost the race)       (lost the race)          -           -
-//!  abandon       nothing         nothing               free the slot            nothing     nothing
+//!  trip          ▶ Open          (lost the race)       (lost the race)          -           -         (lost the race)
+//!  abandon       nothing         nothing               free the slot            nothing     nothing   nothing
 //!  reset, close  ▶ Closed (every kind; a new generation even when already closed)
 //!  force_open    ▶ ForcedOpen    disable ▶ Disabled    open_for ▶ Open (explicit wait)
-//!  hold_open     ▶ Open          move the deadline     ▶ Open                   ▶ Open      ▶ Open
+//!  hold_open     ▶ Open          move the deadline     ▶ Open                   ▶ Open      ▶ Open    ▶ Open
 //! ```
+//!
+//! In Recovering the deadline word holds the end of the ramp, and the word's probe
+//! counts hold the ramp's outcome history (see [`History`]).
 //!
 //! Records and abandons carry the word their permit was admitted under: one admitted
 //! in an older generation is late and changes nothing, and so is a probe that lost its
@@ -49,13 +54,26 @@ use std::time::Duration;
 
 use super::kind::Kind;
 use super::packed::{Deadline, MAX_OPENS, Word};
+use crate::ramp::{History, RampRule};
 use crate::{Outcome, Reason};
 
 /// The settings the rules need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Limits {
     /// Trial calls at once in half-open, and successes needed to close.
     pub(crate) probes: u32,
+    /// The recovery ramp between half-open and closed, if any.
+    pub(crate) ramp: Option<RampRule>,
+}
+
+/// The ramp's history, kept in the probe counts of a Recovering word (20 bits).
+pub(crate) const fn history(w: Word) -> History {
+    History(w.in_flight | (w.successes << 10))
+}
+
+/// `w`'s probe counts holding `h`.
+const fn with_history(h: History) -> Change {
+    Change::Probes { in_flight: h.0 & 0x3ff, successes: h.0 >> 10 }
 }
 
 /// What the engine read for the word's generation, when the rules asked for time.
@@ -137,6 +155,8 @@ pub(crate) enum DeadlineFrom {
     Explicit(Duration),
     /// No time: only the tag, so that readers know the generation's deadline is stored.
     TagOnly,
+    /// The end of the recovery ramp that begins now.
+    RampEnd,
 }
 
 /// Why a call was refused, before it becomes a [`Rejected`](crate::Rejected).
@@ -162,16 +182,20 @@ pub(crate) trait Rule {
 pub(crate) const fn admits_freely(kind: Kind) -> bool {
     match kind {
         Kind::Closed | Kind::Disabled => true,
-        Kind::Open | Kind::HalfOpen | Kind::ForcedOpen => false,
+        Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Recovering => false,
     }
 }
 
 /// What the breaker's state looks like to an observer: an Open breaker whose wait has
-/// passed is half-open already, since the next call would be admitted as a probe.
-pub(crate) fn observed(kind: Kind, wait_passed: bool) -> crate::State {
+/// passed is half-open already, since the next call would be admitted as a probe, and
+/// a ramp that has run its course is closed.
+pub(crate) fn observed(kind: Kind, deadline_passed: bool) -> crate::State {
     match kind {
-        Kind::Open if wait_passed => crate::State::HalfOpen,
-        Kind::Closed | Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => kind.state(),
+        Kind::Open if deadline_passed => crate::State::HalfOpen,
+        Kind::Recovering if deadline_passed => crate::State::Closed,
+        Kind::Closed | Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {
+            kind.state()
+        }
     }
 }
 
@@ -193,6 +217,9 @@ pub(crate) enum Admission {
     /// full; the word does not change). The silent probe no longer counts: its report,
     /// if it ever comes, is late. The engine publishes this.
     TakeOver(Publish),
+    /// Recovering: admitted if the ramp's accumulator, given this fraction of a call
+    /// (fixed point, see `ramp::ONE`), reaches a whole call; the engine decides.
+    Ramp { fraction: u64 },
     /// Refused.
     Reject(Rejection),
 }
@@ -244,7 +271,41 @@ impl Rule for Acquire {
                 }
             }
             Kind::ForcedOpen => reject(Kind::ForcedOpen, None),
+            Kind::Recovering => {
+                let Some(ramp) = limits.ramp else {
+                    // Only a breaker with a ramp recovers; a corrupted word admits nothing.
+                    return reject(Kind::ForcedOpen, None);
+                };
+                let Seen { now, deadline, .. } = seen();
+                match deadline {
+                    // The ramp has run its course: this call is the first of the closed
+                    // breaker.
+                    Deadline::At(end) if now >= end => {
+                        Step::Go { change: ramp_done(w, ramp), decision: Admission::Admit }
+                    }
+                    Deadline::At(end) => Step::Go {
+                        change: Change::None,
+                        decision: Admission::Ramp { fraction: ramp.fraction(now - end.saturating_sub(ramp.duration)) },
+                    },
+                    // The thread that began the ramp is storing its end: it began just now.
+                    Deadline::Pending => {
+                        Step::Go { change: Change::None, decision: Admission::Ramp { fraction: ramp.fraction(0) } }
+                    }
+                    Deadline::Stale => Step::Reload { otherwise: Admission::Reject(rejection(Kind::Recovering, None)) },
+                }
+            }
         }
+    }
+}
+
+/// The end of a ramp: closed, with fresh windows. Its consecutive openings are forgotten
+/// only if the ramp saw enough outcomes to have tested the backend.
+fn ramp_done(w: Word, ramp: RampRule) -> Change {
+    match enter(w, Kind::Closed, 0, Reason::RampCompleted, DeadlineFrom::TagOnly) {
+        Change::Enter(e) if !ramp.observed(history(w)) => {
+            Change::Enter(Enter { next: Word { opens: w.opens, ..e.next }, publish: e.publish })
+        }
+        change => change,
     }
 }
 
@@ -311,13 +372,31 @@ impl Rule for Record {
                     Outcome::Ignored => Change::Probes { in_flight: freed, successes: w.successes },
                     Outcome::Failure => probe_failed(w, self.retry_after),
                     Outcome::Success if self.slow => probe_failed(w, self.retry_after),
-                    Outcome::Success if w.successes + 1 >= limits.probes => {
-                        enter(w, Kind::Closed, 0, Reason::ProbesSucceeded, DeadlineFrom::TagOnly)
-                    }
+                    Outcome::Success if w.successes + 1 >= limits.probes => match limits.ramp {
+                        // The ramp begins with an empty history (its sentinel).
+                        Some(_) => {
+                            enter(w, Kind::Recovering, History::EMPTY.0, Reason::ProbesSucceeded, DeadlineFrom::RampEnd)
+                        }
+                        None => enter(w, Kind::Closed, 0, Reason::ProbesSucceeded, DeadlineFrom::TagOnly),
+                    },
                     Outcome::Success => Change::Probes { in_flight: freed, successes: w.successes + 1 },
                 };
                 noted(change, Verdict::Noted)
             }
+            Kind::Recovering if !current => noted(Change::None, Verdict::Late),
+            Kind::Recovering => match (self.outcome, limits.ramp) {
+                (Outcome::Ignored, _) | (_, None) => noted(Change::None, Verdict::Noted),
+                (Outcome::Success | Outcome::Failure, Some(ramp)) => {
+                    let failed = self.outcome == Outcome::Failure || self.slow;
+                    let h = ramp.push(history(w), failed);
+                    let change = if ramp.aborts(h) {
+                        enter(w, Kind::Open, 0, Reason::RampFailed, DeadlineFrom::OpenWait { hint: self.retry_after })
+                    } else {
+                        with_history(h)
+                    };
+                    noted(change, Verdict::Noted)
+                }
+            },
             // Open and ForcedOpen admit nothing; Disabled counts nothing.
             Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
                 noted(Change::None, if current { Verdict::Noted } else { Verdict::Late })
@@ -393,7 +472,7 @@ impl Rule for Abandon {
                 noted(Change::Probes { in_flight: w.in_flight - 1, successes: w.successes }, Verdict::Noted)
             }
             Kind::HalfOpen => noted(Change::None, if current { Verdict::Noted } else { Verdict::Late }),
-            Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
+            Kind::Closed | Kind::Open | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {
                 noted(Change::None, if current { Verdict::Noted } else { Verdict::Late })
             }
         }
@@ -432,7 +511,9 @@ impl Rule for Command {
             Self::OpenFor(wait) => open_for(w, wait),
             Self::HoldOpen(wait) => match w.kind {
                 Kind::Open => Change::MoveDeadline(wait),
-                Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => open_for(w, wait),
+                Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {
+                    open_for(w, wait)
+                }
             },
         };
         Step::Go { change, decision: () }
@@ -460,7 +541,7 @@ fn enter(w: Word, kind: Kind, in_flight: u32, reason: Reason, deadline: Deadline
     let opens = match kind {
         Kind::Open => (w.opens + 1).min(MAX_OPENS),
         Kind::Closed => 0,
-        Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => w.opens,
+        Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => w.opens,
     };
     let announce =
         w.kind != kind || reason == Reason::ProbeLeaseExpired || (reason == Reason::External && kind == Kind::Open);
