@@ -253,6 +253,13 @@ impl<C: HttpClient> HttpBreaker<C> {
         self.inner.shared.breakers.reset();
     }
 
+    /// Switches [shadow mode](breakerbox::BreakerBuilder::shadow) on or off, for every
+    /// host's breaker: every request is sent, and the ones the breaker would have
+    /// refused are counted in [`Metrics::would_reject`].
+    pub fn set_shadow(&self, on: bool) {
+        self.inner.shared.breakers.set_shadow(on);
+    }
+
     /// A snapshot of the state and counters. With one breaker per host: the counters
     /// summed over the hosts, the longest streak of failures, and the state, time in
     /// state and rates of the worst host.
@@ -758,6 +765,13 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
     pub fn throttle(self, throttle: impl Into<Option<breakerbox::Throttle>>) -> Self {
         let throttle = throttle.into();
         self.core(move |t| t.throttle(throttle))
+    }
+
+    /// Shadow mode from the start (see [`breakerbox::BreakerBuilder::shadow`]); switch
+    /// it at run time with [`HttpBreaker::set_shadow`].
+    #[must_use]
+    pub fn shadow(self, on: bool) -> Self {
+        self.core(move |t| t.shadow(on))
     }
 
     /// A recovery ramp after half-open (see [`breakerbox::ramp`]): a rising share of

@@ -147,6 +147,14 @@ impl<O: Single> Breakers<O> {
         }
     }
 
+    /// Switches shadow mode on or off for every breaker (per host: those to come too).
+    pub(crate) fn set_shadow(&self, on: bool) {
+        match self {
+            Self::One(one) => one.breaker().set_shadow(on),
+            Self::PerHost(family) => family.set_shadow(on),
+        }
+    }
+
     /// Closes every breaker and clears its counters.
     pub(crate) fn reset(&self) {
         match self {

@@ -61,6 +61,7 @@ const DEFAULT_CANCEL_COUNTS_AFTER: Duration = Duration::from_secs(1);
 /// | [`retry_after_limit`](BreakerBuilder::retry_after_limit) | 5 min |
 /// | [`throttle`](BreakerBuilder::throttle) | off |
 /// | [`recovery_ramp`](BreakerBuilder::recovery_ramp) | off |
+/// | [`shadow`](BreakerBuilder::shadow) | off |
 /// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`](crate::MonotonicClock) |
 ///
 /// # Clone
@@ -305,6 +306,19 @@ impl Breaker {
         self.inner.command(Command::Disable);
     }
 
+    /// Switches shadow mode on or off, at any time (see
+    /// [`BreakerBuilder::shadow`]): on, every call is admitted while the state machine
+    /// runs as if enforcing, and the calls it would have rejected are counted in
+    /// [`Metrics::would_reject`].
+    pub fn set_shadow(&self, on: bool) {
+        self.inner.set_shadow(on);
+    }
+
+    /// Whether the breaker is in shadow mode.
+    pub fn is_shadow(&self) -> bool {
+        self.inner.is_shadow()
+    }
+
     /// A snapshot of the state and counters.
     pub fn metrics(&self) -> Metrics {
         self.inner.metrics()
@@ -381,6 +395,7 @@ pub struct BreakerBuilder {
     listeners: Listeners,
     throttle: Option<Throttle>,
     ramp: Option<Ramp>,
+    shadow: bool,
 }
 
 impl BreakerBuilder {
@@ -398,6 +413,7 @@ impl BreakerBuilder {
             listeners: Listeners::default(),
             throttle: None,
             ramp: None,
+            shadow: false,
         }
     }
 
@@ -497,6 +513,22 @@ impl BreakerBuilder {
         self
     }
 
+    /// Shadow mode, to try a configuration on production traffic: the real state
+    /// machine runs (it trips, waits, probes, ramps, throttles, and emits its events and
+    /// metrics) but every call is admitted. A call it would have rejected runs anyway,
+    /// is counted in [`Metrics::would_reject`] (and the `breakerbox_shadow_rejections_total`
+    /// series, by reason), and its outcome counts in the totals but never in the state
+    /// machine, which goes on as if the call had been refused: so the would-be
+    /// rejections are exactly the rejections the same settings make when enforcing.
+    /// Rejection listeners are not called (no call was rejected). Switch it at run time
+    /// with [`Breaker::set_shadow`] (or [`BreakerBox::set_shadow`](crate::BreakerBox::set_shadow)
+    /// for a family). Default: off.
+    #[must_use]
+    pub fn shadow(mut self, on: bool) -> Self {
+        self.shadow = on;
+        self
+    }
+
     /// The time source. See [`crate::clock`].
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -562,6 +594,10 @@ impl BreakerBuilder {
         Self { name, ..self.clone() }
     }
 
+    pub(crate) fn is_shadow(&self) -> bool {
+        self.shadow
+    }
+
     pub(crate) fn template_name(&self) -> &Name {
         &self.name
     }
@@ -579,6 +615,7 @@ impl BreakerBuilder {
             listeners: self.listeners.clone(),
             throttle: self.throttle.as_ref(),
             ramp: self.ramp.as_ref(),
+            shadow: self.shadow,
         }));
         // Jitter must differ between breakers built together (every key of a family
         // opens at once when a shared dependency fails): seed from a process-wide

@@ -19,6 +19,7 @@
 //! retry_after_limit = "5m"
 //! throttle = { k = 2.0, window = "30s", max_reject = 0.9 } # adaptive throttling; {} for defaults
 //! recovery_ramp = { duration = "30s", min_fraction = 0.1 }  # a ramp after half-open; {} for defaults
+//! shadow = true                       # admit every call, count what would be rejected
 //! ```
 //!
 //! # Examples
@@ -86,6 +87,9 @@ pub struct BreakerConfig {
     /// A recovery ramp after half-open (`{}` for every default); absent: off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_ramp: Option<RampConfig>,
+    /// Shadow mode: every call admitted, the would-be rejections counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<bool>,
 }
 
 /// The [recovery ramp](crate::ramp): every key optional, as in [`Ramp`]'s table.
@@ -374,6 +378,9 @@ impl BreakerConfig {
         }
         if let Some(r) = &self.recovery_ramp {
             b = b.recovery_ramp(r.ramp());
+        }
+        if let Some(on) = self.shadow {
+            b = b.shadow(on);
         }
         b
     }

@@ -29,7 +29,7 @@ use crate::state::transition::{
     Trip, Verdict, abandon_counts_as_failure, observed,
 };
 use crate::stats::{Metrics, Stats};
-use crate::sync::{AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
 use crate::throttle::throttler::Throttler;
 use crate::{Name, OpenWait, Outcome, Policy, Ramp, Reason, Rejected, Report, State, Throttle};
@@ -86,6 +86,9 @@ pub(crate) struct Engine {
     /// The throttle's clock: the shared 5 ms tick on a monotonic clock (its buckets are
     /// far wider), the breaker's own clock otherwise.
     throttle_clock: AgeClock,
+    /// Shadow mode: the state machine runs, but a call it would reject is admitted
+    /// (and counted in `would_reject`). Read only on the way to a rejection.
+    shadow: AtomicBool,
 }
 
 /// A breaker's settings, checked by the builder.
@@ -101,6 +104,7 @@ pub(crate) struct Settings<'a> {
     pub(crate) listeners: Listeners,
     pub(crate) throttle: Option<&'a Throttle>,
     pub(crate) ramp: Option<&'a Ramp>,
+    pub(crate) shadow: bool,
 }
 
 /// What an admission hands to its permit, in two words (returned in registers on the
@@ -113,6 +117,12 @@ pub(crate) struct Settings<'a> {
 pub(crate) struct Ticket {
     pub(crate) word: u64,
     start: u64,
+}
+
+/// A rejection, packed as a [`Rejected`] carries it.
+#[inline(always)]
+fn pack(r: Rejection) -> u64 {
+    Rejected::pack(r.kind, r.retry_after)
 }
 
 /// The accumulator's bits of the ramp's word (below its tag).
@@ -172,6 +182,7 @@ impl Engine {
             fast_success,
             throttle: s.throttle.map(|t| Box::new(Throttler::new(t))),
             throttle_clock,
+            shadow: AtomicBool::new(s.shadow),
         }
     }
 
@@ -485,7 +496,7 @@ impl Engine {
     fn acquire_throttled(&self, throttle: &Throttler, cur: u64) -> Result<Ticket, u64> {
         match throttle.admit(self.throttle_clock.now(&self.clock)) {
             Ok(()) => Ok(Ticket { word: cur, start: self.start() }),
-            Err(p) => Err(self.reject_packed(Rejected::pack_throttled(p, throttle.bucket_nanos()))),
+            Err(p) => self.refuse(Rejected::pack_throttled(p, throttle.bucket_nanos()), cur),
         }
     }
 
@@ -520,7 +531,7 @@ impl Engine {
         let mut now = None;
         match self.apply(cur, &Acquire, &mut now) {
             (Admission::Admit, word) => Ok(Ticket { word, start: self.start() }),
-            (Admission::Reject(r), _) => Err(self.reject(r)),
+            (Admission::Reject(r), word) => self.refuse(pack(r), word),
             (Admission::Ramp { fraction }, word) => self.ramp_admit(word, fraction),
             (admission @ (Admission::Probe | Admission::TakeOver(_)), word) => self.admit_probe(admission, word, now),
         }
@@ -548,7 +559,7 @@ impl Engine {
                 },
                 Admission::Admit => return Ok(Ticket { word, start: self.start() }),
                 Admission::Ramp { fraction } => return self.ramp_admit(word, fraction),
-                Admission::Reject(r) => return Err(self.reject(r)),
+                Admission::Reject(r) => return self.refuse(pack(r), word),
             };
             // The probe's slot rides in the ticket's `in_flight` field; its start is the
             // clock its stamp was made from.
@@ -573,21 +584,48 @@ impl Engine {
                 0 // the first call of this ramp
             } else {
                 // A newer ramp has begun: this call's word is stale.
-                return Err(self.reject(Rejection { kind: Kind::Recovering, retry_after: None }));
+                return self.refuse(Rejected::pack(Kind::Recovering, None), word);
             };
             let (next, admitted) = RampRule::admit(acc, fraction);
             match self.ramp_acc.compare_exchange_weak(cur, tag | next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) if admitted => return Ok(Ticket { word, start: self.start() }),
-                Ok(_) => return Err(self.reject(Rejection { kind: Kind::Recovering, retry_after: None })),
+                Ok(_) => return self.refuse(Rejected::pack(Kind::Recovering, None), word),
                 Err(actual) => cur = actual,
             }
         }
     }
 
-    /// Counts a rejection and tells whoever listens; returns it packed.
+    /// Refuses a call (the rejection `packed`, decided on the word `word`): counts the
+    /// rejection and tells whoever listens; or, in shadow mode, admits it instead,
+    /// counted as a call it would have rejected. A shadow-admitted call's permit
+    /// carries the word as Open: its outcome counts in the totals, never in the state
+    /// machine, which runs as if the call had been refused.
     #[inline(always)]
-    fn reject(&self, r: Rejection) -> u64 {
-        self.reject_packed(Rejected::pack(r.kind, r.retry_after))
+    fn refuse(&self, packed: u64, word: u64) -> Result<Ticket, u64> {
+        // Relaxed: a switch, not a publication; a call that reads the old value is as
+        // good as one that came a moment earlier.
+        if self.shadow.load(Ordering::Relaxed) {
+            return Ok(self.shadow_admit(packed, word));
+        }
+        Err(self.reject_packed(packed))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shadow_admit(&self, packed: u64, word: u64) -> Ticket {
+        self.stats.would_reject();
+        self.telemetry.would_reject(&self.rejected(packed));
+        let w = Word::unpack(word);
+        Ticket { word: Word { kind: Kind::Open, in_flight: 0, successes: 0, ..w }.pack(), start: self.start() }
+    }
+
+    /// Switches shadow mode on or off.
+    pub(crate) fn set_shadow(&self, on: bool) {
+        self.shadow.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_shadow(&self) -> bool {
+        self.shadow.load(Ordering::Relaxed)
     }
 
     /// Counts a rejection, packed, and tells whoever listens.
@@ -776,7 +814,7 @@ impl Engine {
         let passed = self.deadline_passed(cur, now);
         // An Open breaker whose wait has passed has been half-open since its deadline.
         let since = passed.unwrap_or_else(|| self.since.load(Ordering::Relaxed));
-        let [successes, failures, ignored, rejected, slow_calls] = self.stats.totals();
+        let [successes, failures, ignored, rejected, slow_calls, would_reject] = self.stats.totals();
         let (failure_rate, slow_call_rate) = self.tracker.rates(w.generation, now);
         Metrics {
             state: observed(w.kind, passed.is_some()),
@@ -784,6 +822,7 @@ impl Engine {
             failures,
             ignored,
             rejected,
+            would_reject,
             slow_calls,
             failure_rate,
             slow_call_rate,

@@ -52,7 +52,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use papaya::LocalGuard;
@@ -117,6 +117,9 @@ struct Family<K> {
     stamps: Stamps,
     max: usize,
     idle: Option<Duration>,
+    /// Shadow mode for every member, present and future: read and written under the
+    /// insertion lock, so a member built while it changes cannot miss the change.
+    shadow: AtomicBool,
 }
 
 struct Member {
@@ -221,6 +224,7 @@ impl<K> BreakerBoxBuilder<K> {
         let stamps = Stamps::new(self.template.build_valid().clock());
         Ok(BreakerBox {
             inner: Arc::new(Family {
+                shadow: AtomicBool::new(self.template.is_shadow()),
                 template: self.template,
                 map: papaya::HashMap::builder().hasher(ahash::RandomState::new()).build(),
                 places: AtomicUsize::new(0),
@@ -400,6 +404,22 @@ where
         self.for_each(|_, b| b.reset());
     }
 
+    /// Switches [shadow mode](BreakerBuilder::shadow) on or off for every breaker of the
+    /// family, and for the breakers it makes from now on: try a configuration on all of
+    /// a client's hosts at once.
+    pub fn set_shadow(&self, on: bool) {
+        let family = &self.inner;
+        // Under the insertion lock: a breaker made meanwhile reads the new setting.
+        let _insertions = family.order.lock();
+        family.shadow.store(on, Ordering::Relaxed);
+        self.for_each(|_, b| b.set_shadow(on));
+    }
+
+    /// Whether the family's breakers are made in shadow mode.
+    pub fn is_shadow(&self) -> bool {
+        self.inner.shadow.load(Ordering::Relaxed)
+    }
+
     /// Every key with its breaker, in no particular order.
     pub fn entries(&self) -> Vec<(K, Breaker)> {
         let mut all = Vec::with_capacity(self.len());
@@ -469,6 +489,7 @@ where
             last_used: AtomicU64::new(self.stamps.now()),
             id,
         };
+        member.breaker.set_shadow(self.shadow.load(Ordering::Relaxed));
         if self.places.load(Ordering::Acquire) < self.max {
             self.places.fetch_add(1, Ordering::AcqRel);
         } else if self.evict_one(&mut queue, guard) {

@@ -16,6 +16,7 @@ struct Stripe {
     ignored: AtomicU64,
     rejected: AtomicU64,
     slow: AtomicU64,
+    would_reject: AtomicU64,
 }
 
 /// Per-breaker counters: one *owned* stripe per claimed thread slot, plus one shared
@@ -146,14 +147,21 @@ impl Stats {
         self.bump(|s| &s.rejected);
     }
 
-    pub(crate) fn totals(&self) -> [u64; 5] {
-        let mut t = [0u64; 5];
+    /// A call admitted in shadow mode that the breaker would have rejected.
+    #[inline(always)]
+    pub(crate) fn would_reject(&self) {
+        self.bump(|s| &s.would_reject);
+    }
+
+    pub(crate) fn totals(&self) -> [u64; 6] {
+        let mut t = [0u64; 6];
         for s in self.stripes.iter() {
             t[0] += s.successes.load(Ordering::Relaxed);
             t[1] += s.failures.load(Ordering::Relaxed);
             t[2] += s.ignored.load(Ordering::Relaxed);
             t[3] += s.rejected.load(Ordering::Relaxed);
             t[4] += s.slow.load(Ordering::Relaxed);
+            t[5] += s.would_reject.load(Ordering::Relaxed);
         }
         t
     }
@@ -176,6 +184,9 @@ pub struct Metrics {
     pub ignored: u64,
     /// Calls the breaker rejected.
     pub rejected: u64,
+    /// Calls admitted in [shadow mode](crate::BreakerBuilder::shadow) that the breaker
+    /// would have rejected, had it been enforcing.
+    pub would_reject: u64,
     /// Calls a slow-call rule found slow.
     pub slow_calls: u64,
     /// The current failure rate of the first failure-rate rule, if the policy has one.

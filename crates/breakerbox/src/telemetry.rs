@@ -43,6 +43,21 @@ impl Telemetry {
         );
     }
 
+    /// A call admitted in shadow mode that `rejected` would have refused.
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(unused_variables))]
+    pub(crate) fn would_reject(&self, rejected: &Rejected) {
+        #[cfg(feature = "metrics")]
+        self.metrics.would_reject(rejected.reason());
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: "breakerbox",
+            breaker = rejected.name(),
+            state = rejected.state().as_str(),
+            reason = rejected.reason().as_str(),
+            "call admitted in shadow mode; enforcing, the breaker would have rejected it"
+        );
+    }
+
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(unused_variables))]
     pub(crate) fn transition(&self, t: &Transition<'_>) {
         #[cfg(feature = "metrics")]
@@ -103,6 +118,7 @@ mod metrics_impl {
         pub(crate) const SLOW_CALLS: &'static str = "breakerbox_slow_calls_total";
         pub(crate) const TRANSITIONS: &'static str = "breakerbox_transitions_total";
         pub(crate) const STATE: &'static str = "breakerbox_state";
+        pub(crate) const SHADOW_REJECTIONS: &'static str = "breakerbox_shadow_rejections_total";
     }
 
     const STATES: usize = Kind::COUNT;
@@ -127,6 +143,8 @@ mod metrics_impl {
         ignored: Counter,
         /// By reason, in the order of [`REASONS`].
         rejected: [Counter; REASONS.len()],
+        /// Shadow mode's would-be rejections, by reason, registered at the first one.
+        would_reject: [OnceLock<Counter>; REASONS.len()],
         slow: Counter,
         /// One gauge per state, registered at build.
         states: [Gauge; STATES],
@@ -147,6 +165,11 @@ mod metrics_impl {
             describe_counter!(MetricNames::SLOW_CALLS, Unit::Count, "Calls a slow-call rule found slow");
             describe_counter!(MetricNames::TRANSITIONS, Unit::Count, "State changes, by from and to");
             describe_gauge!(MetricNames::STATE, "1 for the breaker's current state, 0 for the others");
+            describe_counter!(
+                MetricNames::SHADOW_REJECTIONS,
+                Unit::Count,
+                "Calls admitted in shadow mode that the breaker would have rejected, by reason"
+            );
         });
     }
 
@@ -167,6 +190,7 @@ mod metrics_impl {
                 states: Kind::ALL
                     .map(|k| gauge!(MetricNames::STATE, "breaker" => name.clone(), "state" => k.state().as_str())),
                 transitions: Default::default(),
+                would_reject: Default::default(),
                 name,
             };
             handles.state(State::Closed);
@@ -189,6 +213,16 @@ mod metrics_impl {
         pub(super) fn rejected(&self, reason: RejectReason) {
             if let Some(i) = REASONS.iter().position(|r| *r == reason) {
                 self.rejected[i].increment(1);
+            }
+        }
+
+        pub(super) fn would_reject(&self, reason: RejectReason) {
+            if let Some(i) = REASONS.iter().position(|r| *r == reason) {
+                self.would_reject[i]
+                    .get_or_init(|| {
+                        counter!(MetricNames::SHADOW_REJECTIONS, "breaker" => self.name.clone(), "reason" => reason.as_str())
+                    })
+                    .increment(1);
             }
         }
 

@@ -22,6 +22,7 @@ recovery_ramp = { duration = "20s", min_fraction = 0.25, aggression = 1.0, windo
 
 [search]
 name = "search-api"
+shadow = true
 open_wait = "250ms"
 cancel_counts_after = "never"
 "#;
@@ -67,6 +68,8 @@ fn several_named_breakers_from_toml() {
     let (_p1, _p2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
     assert!(b.try_acquire().is_err());
     assert_eq!(all["search"].build().unwrap().name(), "search-api");
+    assert!(all["search"].build().unwrap().is_shadow());
+    assert!(!payments.build().unwrap().is_shadow());
 
     // The throttle's keys drive it too: overloaded calls and p is capped at 0.5, with a
     // retry-after of one 1 s bucket.

@@ -25,6 +25,7 @@ mod reqwest_builder;
 mod retry;
 mod retry_after;
 mod settings;
+mod shadow;
 mod story;
 mod throttle;
 mod timeout;
