@@ -295,6 +295,15 @@ impl Breaker {
         self.inner.command(Command::Close);
     }
 
+    /// Starts the [recovery ramp](crate::ramp) as if it had begun `elapsed` ago, with an
+    /// empty history: for coordinators, so that every replica of a fleet ramps in step
+    /// from one start (a fleet whose probe succeeded elsewhere). Without a ramp, or
+    /// `elapsed` past its end, it closes as [`close`](Self::close) does. Reported with
+    /// [`Reason::External`](crate::Reason::External).
+    pub fn recover(&self, elapsed: Duration) {
+        self.inner.command(Command::Recover { elapsed });
+    }
+
     /// Opens the breaker until [`reset`](Self::reset): every call is rejected.
     pub fn force_open(&self) {
         self.inner.command(Command::ForceOpen);

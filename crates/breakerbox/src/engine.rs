@@ -283,9 +283,9 @@ impl Engine {
             DeadlineFrom::Explicit(wait) => (now.saturating_add(nanos(wait)), Some(wait)),
             // No time to keep, but the tag must follow the generation (see packed.rs).
             DeadlineFrom::TagOnly => (now, None),
-            DeadlineFrom::RampEnd => {
+            DeadlineFrom::RampEnd { elapsed } => {
                 let duration = self.limits.ramp.map_or(0, |r| r.duration);
-                (now.saturating_add(duration), None)
+                (now.saturating_add(duration.saturating_sub(nanos(elapsed))), None)
             }
         };
         self.store_deadline(next.generation, deadline);

@@ -248,3 +248,22 @@ fn every_bad_setting_is_named_with_its_range() {
     }
     assert!(Breaker::builder().recovery_ramp(Ramp::new()).build().is_ok());
 }
+
+#[test]
+fn a_coordinator_can_start_the_ramp_part_way() {
+    let clock = ManualClock::new();
+    let b = builder(&clock, Ramp::new().duration(RAMP).min_fraction(0.1)).build().unwrap();
+    // Another replica's probe succeeded 5 s ago: this one ramps from the same start.
+    b.recover(RAMP / 2);
+    assert_eq!(b.state(), State::Recovering);
+    assert!((b.metrics().recovery_fraction - 0.5).abs() < 1e-6);
+    clock.advance(RAMP / 2);
+    assert_eq!(b.state(), State::Closed);
+    // Past the ramp's end, or without a ramp: closed at once.
+    b.recover(RAMP);
+    assert_eq!(b.state(), State::Closed);
+    let plain = Breaker::builder().clock(clock.clone()).build().unwrap();
+    plain.force_open();
+    plain.recover(Duration::ZERO);
+    assert_eq!(plain.state(), State::Closed);
+}

@@ -155,8 +155,8 @@ pub(crate) enum DeadlineFrom {
     Explicit(Duration),
     /// No time: only the tag, so that readers know the generation's deadline is stored.
     TagOnly,
-    /// The end of the recovery ramp that begins now.
-    RampEnd,
+    /// The end of the recovery ramp that began `elapsed` ago (zero: it begins now).
+    RampEnd { elapsed: Duration },
 }
 
 /// Why a call was refused, before it becomes a [`Rejected`](crate::Rejected).
@@ -375,7 +375,8 @@ impl Rule for Record {
                     Outcome::Success if w.successes + 1 >= limits.probes => match limits.ramp {
                         // The ramp begins with an empty history (its sentinel).
                         Some(_) => {
-                            enter(w, Kind::Recovering, History::EMPTY.0, Reason::ProbesSucceeded, DeadlineFrom::RampEnd)
+                            let ramp = DeadlineFrom::RampEnd { elapsed: Duration::ZERO };
+                            enter(w, Kind::Recovering, History::EMPTY.0, Reason::ProbesSucceeded, ramp)
                         }
                         None => enter(w, Kind::Closed, 0, Reason::ProbesSucceeded, DeadlineFrom::TagOnly),
                     },
@@ -496,19 +497,30 @@ pub(crate) enum Command {
     OpenFor(Duration),
     /// `hold_open`: an Open breaker's deadline moves; any other opens as `OpenFor`.
     HoldOpen(Duration),
+    /// `recover`: a coordinator's word that recovery began `elapsed` ago (elsewhere):
+    /// recovering along the ramp from that point, or closed without a ramp or past its
+    /// end.
+    Recover { elapsed: Duration },
 }
 
 impl Rule for Command {
     type Decision = ();
 
     #[inline]
-    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<()> {
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, limits: Limits) -> Step<()> {
         let change = match *self {
             Self::Reset => enter(w, Kind::Closed, 0, Reason::Reset, DeadlineFrom::TagOnly),
             Self::Close => enter(w, Kind::Closed, 0, Reason::External, DeadlineFrom::TagOnly),
             Self::ForceOpen => enter(w, Kind::ForcedOpen, 0, Reason::ForcedOpen, DeadlineFrom::TagOnly),
             Self::Disable => enter(w, Kind::Disabled, 0, Reason::Disabled, DeadlineFrom::TagOnly),
             Self::OpenFor(wait) => open_for(w, wait),
+            Self::Recover { elapsed } => match limits.ramp {
+                Some(ramp) if crate::clock::nanos(elapsed) < ramp.duration => {
+                    let ramp = DeadlineFrom::RampEnd { elapsed };
+                    enter(w, Kind::Recovering, History::EMPTY.0, Reason::External, ramp)
+                }
+                Some(_) | None => enter(w, Kind::Closed, 0, Reason::External, DeadlineFrom::TagOnly),
+            },
             Self::HoldOpen(wait) => match w.kind {
                 Kind::Open => Change::MoveDeadline(wait),
                 Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {

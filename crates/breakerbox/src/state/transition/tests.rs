@@ -284,7 +284,22 @@ fn with_a_ramp_the_last_needed_probe_success_begins_it() {
     let (next, p) = entered(w, change);
     // An empty history (its sentinel), and the openings kept until the ramp is done.
     assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::Recovering, 1, 0, 5));
-    assert_eq!(p, publish(Reason::ProbesSucceeded, DeadlineFrom::RampEnd, false, true));
+    assert_eq!(p, publish(Reason::ProbesSucceeded, DeadlineFrom::RampEnd { elapsed: Duration::ZERO }, false, true));
+}
+
+#[test]
+fn a_coordinator_starts_the_ramp_part_way_or_closes_past_its_end() {
+    for kind in Kind::ALL {
+        let w = word(kind);
+        let elapsed = Duration::from_nanos(RAMP / 4);
+        let (next, p) = entered(w, go(Command::Recover { elapsed }.step(w, no_time, limits())).0);
+        assert_eq!((next.kind, next.in_flight, next.successes), (Kind::Recovering, 1, 0));
+        assert_eq!(p, publish(Reason::External, DeadlineFrom::RampEnd { elapsed }, false, kind != Kind::Recovering));
+        let over = Command::Recover { elapsed: Duration::from_nanos(RAMP) };
+        assert_eq!(entered(w, go(over.step(w, no_time, limits())).0).0.kind, Kind::Closed);
+        let no_ramp = Command::Recover { elapsed: Duration::ZERO };
+        assert_eq!(entered(w, go(no_ramp.step(w, no_time, NO_RAMP)).0).0.kind, Kind::Closed);
+    }
 }
 
 // ===== the recovery ramp =====
