@@ -788,7 +788,7 @@ impl Engine {
         match (w.kind, self.limits.ramp) {
             (Kind::Recovering, Some(ramp)) => match self.deadline(w.generation) {
                 Deadline::At(end) if now < end => {
-                    ramp.fraction(now - end.saturating_sub(ramp.duration)) as f64 / crate::ramp::ONE as f64
+                    ramp.fraction(ramp.duration.saturating_sub(end - now)) as f64 / crate::ramp::ONE as f64
                 }
                 Deadline::At(_) => 1.0,
                 Deadline::Pending | Deadline::Stale => ramp.fraction(0) as f64 / crate::ramp::ONE as f64,

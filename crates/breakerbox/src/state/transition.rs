@@ -285,7 +285,7 @@ impl Rule for Acquire {
                     }
                     Deadline::At(end) => Step::Go {
                         change: Change::None,
-                        decision: Admission::Ramp { fraction: ramp.fraction(now - end.saturating_sub(ramp.duration)) },
+                        decision: Admission::Ramp { fraction: ramp.fraction(ramp.duration.saturating_sub(end - now)) },
                     },
                     // The thread that began the ramp is storing its end: it began just now.
                     Deadline::Pending => {
