@@ -655,9 +655,10 @@ type CoreSetting = Box<dyn FnOnce(BreakerBuilder) -> BreakerBuilder + Send>;
 struct PerHost {
     max: usize,
     idle: Option<Duration>,
+    max_open_fraction: Option<f64>,
 }
 
-const PER_HOST: PerHost = PerHost { max: 10_000, idle: None };
+const PER_HOST: PerHost = PerHost { max: 10_000, idle: None, max_open_fraction: None };
 
 impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
     pub(crate) fn with_client(client: C) -> Self {
@@ -977,6 +978,16 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
         self
     }
 
+    /// The panic valve (implies [`per_host`](Self::per_host)): once a host's breaker is
+    /// open, a trip that would open more than this share of the hosts' breakers is held
+    /// back: when most hosts fail at once, the client's own network is the likelier
+    /// culprit. See [`BreakerBoxBuilder::max_open_fraction`](breakerbox::BreakerBoxBuilder::max_open_fraction).
+    #[must_use]
+    pub fn max_open_fraction(mut self, fraction: f64) -> Self {
+        self.per_host.get_or_insert(PER_HOST).max_open_fraction = Some(fraction);
+        self
+    }
+
     /// Builds the async breaker, whatever `T` says.
     pub(crate) fn build_async(self) -> Result<HttpBreaker<C>, ConfigError> {
         if let Some(invalid) = self.invalid {
@@ -1008,6 +1019,9 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
                 let mut family = BreakerBox::builder(template.clone()).max_breakers(per_host.max);
                 if let Some(idle) = per_host.idle {
                     family = family.idle_timeout(idle);
+                }
+                if let Some(fraction) = per_host.max_open_fraction {
+                    family = family.max_open_fraction(fraction);
                 }
                 (Breakers::PerHost(crate::breakers::family(family)?), template.build()?)
             }

@@ -9,6 +9,7 @@ use crate::call::Call;
 use crate::clock::{AnyClock, Clock};
 use crate::engine::{Engine, Settings};
 use crate::event::{Listeners, Recorded, Transition};
+use crate::family::valve::{Seat, Valve};
 use crate::state::packed::MAX_PROBES;
 use crate::state::transition::Command;
 use crate::{
@@ -354,6 +355,11 @@ impl Breaker {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// The breaker left its family (its panic valve no longer counts it).
+    pub(crate) fn leave_family(&self) {
+        self.inner.leave_family();
+    }
+
     #[cfg(feature = "tower")]
     pub(crate) fn inner_name(&self) -> Name {
         self.inner.name.clone()
@@ -405,6 +411,8 @@ pub struct BreakerBuilder {
     throttle: Option<Throttle>,
     ramp: Option<Ramp>,
     shadow: bool,
+    /// The panic valve of the family this template makes breakers for.
+    valve: Option<Arc<Valve>>,
 }
 
 impl BreakerBuilder {
@@ -423,6 +431,7 @@ impl BreakerBuilder {
             throttle: None,
             ramp: None,
             shadow: false,
+            valve: None,
         }
     }
 
@@ -603,6 +612,10 @@ impl BreakerBuilder {
         Self { name, ..self.clone() }
     }
 
+    pub(crate) fn with_valve(self, valve: Arc<Valve>) -> Self {
+        Self { valve: Some(valve), ..self }
+    }
+
     pub(crate) fn is_shadow(&self) -> bool {
         self.shadow
     }
@@ -625,6 +638,7 @@ impl BreakerBuilder {
             throttle: self.throttle.as_ref(),
             ramp: self.ramp.as_ref(),
             shadow: self.shadow,
+            seat: self.valve.clone().map(Seat::new),
         }));
         // Jitter must differ between breakers built together (every key of a family
         // opens at once when a shared dependency fails): seed from a process-wide

@@ -341,6 +341,9 @@ pub struct BreakerBoxConfig {
     /// Evict closed breakers idle this long.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
     pub idle_timeout: Option<Duration>,
+    /// The panic valve: the most of the family's breakers that trips may open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open_fraction: Option<f64>,
 }
 
 // ===== impl BreakerConfig =====
@@ -433,6 +436,9 @@ impl BreakerBoxConfig {
         }
         if let Some(d) = self.idle_timeout {
             b = b.idle_timeout(d);
+        }
+        if let Some(f) = self.max_open_fraction {
+            b = b.max_open_fraction(f);
         }
         b
     }

@@ -20,6 +20,7 @@ use crate::backoff::splitmix64;
 use crate::clock::coarse::AgeClock;
 use crate::clock::{AnyClock, nanos};
 use crate::event::{Listeners, Recorded, Transition};
+use crate::family::valve::Seat;
 use crate::policy::tracker::Tracker;
 use crate::ramp::RampRule;
 use crate::state::kind::Kind;
@@ -89,6 +90,8 @@ pub(crate) struct Engine {
     /// Shadow mode: the state machine runs, but a call it would reject is admitted
     /// (and counted in `would_reject`). Read only on the way to a rejection.
     shadow: AtomicBool,
+    /// This breaker's place in its family's panic valve, if the family has one.
+    seat: Option<Seat>,
 }
 
 /// A breaker's settings, checked by the builder.
@@ -105,6 +108,7 @@ pub(crate) struct Settings<'a> {
     pub(crate) throttle: Option<&'a Throttle>,
     pub(crate) ramp: Option<&'a Ramp>,
     pub(crate) shadow: bool,
+    pub(crate) seat: Option<Seat>,
 }
 
 /// What an admission hands to its permit, in two words (returned in registers on the
@@ -183,6 +187,7 @@ impl Engine {
             throttle: s.throttle.map(|t| Box::new(Throttler::new(t))),
             throttle_clock,
             shadow: AtomicBool::new(s.shadow),
+            seat: s.seat,
         }
     }
 
@@ -289,6 +294,9 @@ impl Engine {
             }
         };
         self.store_deadline(next.generation, deadline);
+        if let Some(seat) = &self.seat {
+            seat.publish(next.generation, matches!(next.kind, Kind::Open | Kind::ForcedOpen));
+        }
         if next.kind == Kind::HalfOpen && next.generation != prev.generation {
             self.clear_stale_probes(next.generation);
         }
@@ -619,6 +627,13 @@ impl Engine {
         Ticket { word: Word { kind: Kind::Open, in_flight: 0, successes: 0, ..w }.pack(), start: self.start() }
     }
 
+    /// This breaker left its family: its panic valve no longer counts it.
+    pub(crate) fn leave_family(&self) {
+        if let Some(seat) = &self.seat {
+            seat.leave();
+        }
+    }
+
     /// Switches shadow mode on or off.
     pub(crate) fn set_shadow(&self, on: bool) {
         self.shadow.store(on, Ordering::Relaxed);
@@ -702,7 +717,16 @@ impl Engine {
                 let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;
                 if self.tracker.record(generation, failed, duration, now.unwrap_or(0), still_current) {
                     let trip = Trip { admitted, retry_after: report.retry_after };
-                    self.apply(self.word.load(Ordering::Acquire), &trip, &mut now);
+                    let mut trip = || {
+                        self.apply(self.word.load(Ordering::Acquire), &trip, &mut now);
+                    };
+                    match &self.seat {
+                        // A family's panic valve may hold it back.
+                        Some(seat) => {
+                            seat.valve().try_trip(self.name.as_str(), trip);
+                        }
+                        None => trip(),
+                    }
                 }
                 true
             }

@@ -46,6 +46,7 @@
 //!   full family evicts them first.
 
 mod eviction;
+pub(crate) mod valve;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -61,6 +62,8 @@ use crate::clock::AnyClock;
 use crate::clock::coarse::AgeClock;
 use crate::{Breaker, BreakerBuilder, ConfigError, Error, OwnedPermit, Rejected, Report, State};
 use eviction::{Candidate, Order, Queue};
+pub use valve::TripHeld;
+use valve::Valve;
 
 /// A family of breakers, one per key, all built from one template.
 ///
@@ -111,7 +114,7 @@ struct Family<K> {
     map: papaya::HashMap<K, Member, ahash::RandomState>,
     /// Places taken, one per member; changed by insertions under the insertion lock,
     /// and by removals. At most `max`, but for the documented exception.
-    places: AtomicUsize,
+    places: Arc<AtomicUsize>,
     order: Order<K>,
     next_id: AtomicU64,
     stamps: Stamps,
@@ -174,12 +177,21 @@ pub struct BreakerBoxBuilder<K> {
     template: BreakerBuilder,
     max: usize,
     idle: Option<Duration>,
+    max_open_fraction: Option<f64>,
+    on_trip_held: Vec<valve::HeldListener>,
     _key: PhantomData<fn() -> K>,
 }
 
 impl<K> Clone for BreakerBoxBuilder<K> {
     fn clone(&self) -> Self {
-        Self { template: self.template.clone(), max: self.max, idle: self.idle, _key: PhantomData }
+        Self {
+            template: self.template.clone(),
+            max: self.max,
+            idle: self.idle,
+            max_open_fraction: self.max_open_fraction,
+            on_trip_held: self.on_trip_held.clone(),
+            _key: PhantomData,
+        }
     }
 }
 
@@ -189,6 +201,7 @@ impl<K> fmt::Debug for BreakerBoxBuilder<K> {
             .field("template", &self.template)
             .field("max", &self.max)
             .field("idle", &self.idle)
+            .field("max_open_fraction", &self.max_open_fraction)
             .finish()
     }
 }
@@ -208,6 +221,26 @@ impl<K> BreakerBoxBuilder<K> {
         self
     }
 
+    /// The panic valve: once at least one breaker is open, a trip that would make more
+    /// than this share of the family's breakers open is held back (the breaker stays
+    /// closed and asks again at its next failure). When most hosts fail at once, the
+    /// client's own network or a shared dependency is the likelier culprit, and opening
+    /// every breaker would only turn a partial outage into a total one (Envoy's
+    /// `max_ejection_percent`). Above 0.0 and below 1.0. See
+    /// [`on_trip_held`](Self::on_trip_held) for the event. Default: off.
+    #[must_use]
+    pub fn max_open_fraction(mut self, fraction: f64) -> Self {
+        self.max_open_fraction = Some(fraction);
+        self
+    }
+
+    /// Calls `f` for every trip the [panic valve](Self::max_open_fraction) holds back.
+    #[must_use]
+    pub fn on_trip_held(mut self, f: impl Fn(&TripHeld<'_>) + Send + Sync + 'static) -> Self {
+        self.on_trip_held.push(Arc::new(f));
+        self
+    }
+
     /// Builds the family.
     ///
     /// # Errors
@@ -221,13 +254,27 @@ impl<K> BreakerBoxBuilder<K> {
         if self.idle.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::new("idle_timeout", Duration::ZERO, "a duration greater than zero"));
         }
+        if let Some(f) = self.max_open_fraction
+            && !(f > 0.0 && f < 1.0)
+        {
+            return Err(ConfigError::new(
+                "max_open_fraction",
+                f,
+                "a share above 0.0 and below 1.0 (leave it unset for no panic valve)",
+            ));
+        }
         let stamps = Stamps::new(self.template.build_valid().clock());
+        let places = Arc::new(AtomicUsize::new(0));
+        let template = match self.max_open_fraction {
+            Some(f) => self.template.with_valve(Arc::new(Valve::new(f, places.clone(), self.on_trip_held))),
+            None => self.template,
+        };
         Ok(BreakerBox {
             inner: Arc::new(Family {
-                shadow: AtomicBool::new(self.template.is_shadow()),
-                template: self.template,
+                shadow: AtomicBool::new(template.is_shadow()),
+                template,
                 map: papaya::HashMap::builder().hasher(ahash::RandomState::new()).build(),
-                places: AtomicUsize::new(0),
+                places,
                 order: Order::new(),
                 next_id: AtomicU64::new(0),
                 stamps,
@@ -250,7 +297,14 @@ impl<K> BreakerBox<K> {
 
     /// A builder for a family built from `template`.
     pub fn builder(template: BreakerBuilder) -> BreakerBoxBuilder<K> {
-        BreakerBoxBuilder { template, max: 10_000, idle: None, _key: PhantomData }
+        BreakerBoxBuilder {
+            template,
+            max: 10_000,
+            idle: None,
+            max_open_fraction: None,
+            on_trip_held: Vec::new(),
+            _key: PhantomData,
+        }
     }
 }
 
@@ -376,6 +430,7 @@ where
         let family = &*self.inner;
         let guard = family.map.guard();
         let removed = family.map.remove(key, &guard)?;
+        removed.breaker.leave_family();
         family.places.fetch_sub(1, Ordering::AcqRel);
         Some(removed.breaker.clone())
     }
@@ -537,7 +592,13 @@ where
     /// Removes `key` if it is still the member `id` and still evictable (it may have
     /// opened since it was chosen).
     fn remove_member(&self, key: &K, id: u64, guard: &LocalGuard<'_>) -> bool {
-        matches!(self.map.remove_if(key, |_, m| m.id == id && evictable(&m.breaker), guard), Ok(Some(_)))
+        match self.map.remove_if(key, |_, m| m.id == id && evictable(&m.breaker), guard) {
+            Ok(Some((_, member))) => {
+                member.breaker.leave_family();
+                true
+            }
+            Ok(None) | Err(_) => false,
+        }
     }
 }
 

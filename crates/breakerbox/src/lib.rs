@@ -92,7 +92,7 @@ pub use classify::{Classify, OkIsSuccess};
 pub use clock::{AnyClock, Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
 pub use event::{Reason, Recorded, Transition};
-pub use family::{BreakerBox, BreakerBoxBuilder};
+pub use family::{BreakerBox, BreakerBoxBuilder, TripHeld};
 pub use name::Name;
 pub use permit::{OwnedPermit, Permit};
 pub use policy::{Policy, RatePolicy};

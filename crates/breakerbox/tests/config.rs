@@ -156,6 +156,19 @@ fn families_from_settings() {
     assert_eq!(family.open_keys(), vec!["a".to_string()]);
     assert_eq!(family.get("a").name(), "hosts/a");
     assert!(config.builder::<String>().max_breakers(0).build().is_err());
+
+    // The panic valve's key: two of three may not open together.
+    let config: BreakerBoxConfig = toml::from_str("consecutive_failures = 1\nmax_open_fraction = 0.5").unwrap();
+    let family = config.build::<String>().unwrap();
+    for host in ["a", "b", "c"] {
+        family.get(host);
+    }
+    for host in ["a", "b", "c"] {
+        family.get(host).try_acquire().unwrap().failure();
+    }
+    assert_eq!(family.open_keys().len(), 1);
+    let bad: BreakerBoxConfig = toml::from_str("max_open_fraction = 1.0").unwrap();
+    assert_eq!(bad.build::<String>().unwrap_err().field(), "max_open_fraction");
 }
 
 /// Bad input: a parse error that names the key, or a build error that names the key.
