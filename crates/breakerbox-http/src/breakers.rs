@@ -164,8 +164,8 @@ impl<O: Single> Breakers<O> {
     }
 
     /// A snapshot of the counters; per host, the counters summed over the hosts, the
-    /// longest streak of failures, and the state, time in state and rates of the worst
-    /// host (the first met among equally bad ones); `None` per host when there is no
+    /// longest streak of failures and the highest reject probability, and the state,
+    /// time in state, rates, window and recovery fraction of the worst host (the first met among equally bad ones); `None` per host when there is no
     /// host yet.
     pub(crate) fn metrics(&self) -> Option<Metrics> {
         let family = match self {
@@ -181,7 +181,9 @@ impl<O: Single> Breakers<O> {
             };
             let (successes, failures, ignored, rejected) = (sum.successes, sum.failures, sum.ignored, sum.rejected);
             let (slow_calls, opens, probes_in_flight) = (sum.slow_calls, sum.opens, sum.probes_in_flight);
+            let would_reject = sum.would_reject;
             let consecutive_failures = sum.consecutive_failures.max(m.consecutive_failures);
+            let reject_probability = sum.reject_probability.max(m.reject_probability);
             if m.state.severity() > sum.state.severity() {
                 *sum = m.clone();
             }
@@ -192,7 +194,9 @@ impl<O: Single> Breakers<O> {
             sum.slow_calls = slow_calls + m.slow_calls;
             sum.opens = opens + m.opens;
             sum.probes_in_flight = probes_in_flight + m.probes_in_flight;
+            sum.would_reject = would_reject + m.would_reject;
             sum.consecutive_failures = consecutive_failures;
+            sum.reject_probability = reject_probability;
         });
         sum
     }

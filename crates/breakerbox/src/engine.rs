@@ -27,9 +27,9 @@ use crate::state::kind::Kind;
 use crate::state::packed::{self, Deadline, Word};
 use crate::state::transition::{
     Abandon, Acquire, Admission, Change, Command, DeadlineFrom, Limits, Publish, Record, Rejection, Rule, Seen, Step,
-    Trip, Verdict, abandon_counts_as_failure, observed,
+    Trip, Verdict, abandon_counts_as_failure, history, observed,
 };
-use crate::stats::{Metrics, Stats};
+use crate::stats::{Metrics, Stats, WindowCounts};
 use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
 use crate::throttle::throttler::Throttler;
@@ -320,6 +320,7 @@ impl Engine {
                 open_for,
                 consecutive_opens: next.opens,
                 at: Duration::from_nanos(now),
+                tripped_by: publish.cause,
             };
             self.telemetry.transition(&t);
             self.listeners.transition(&t);
@@ -715,8 +716,9 @@ impl Engine {
             Verdict::Count { failed } => {
                 let generation = admitted.generation;
                 let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;
-                if self.tracker.record(generation, failed, duration, now.unwrap_or(0), still_current) {
-                    let trip = Trip { admitted, retry_after: report.retry_after };
+                if let Some(cause) = self.tracker.record(generation, failed, duration, now.unwrap_or(0), still_current)
+                {
+                    let trip = Trip { admitted, retry_after: report.retry_after, cause };
                     let mut trip = || {
                         self.apply(self.word.load(Ordering::Acquire), &trip, &mut now);
                     };
@@ -862,6 +864,27 @@ impl Engine {
             time_in_state: Duration::from_nanos(now.saturating_sub(since)),
             opens: self.opens.load(Ordering::Relaxed),
             probes_in_flight: if w.kind == Kind::HalfOpen { w.in_flight } else { 0 },
+            window: match w.kind {
+                Kind::Closed => self.tracker.window_counts(w.generation, now).map(|c| WindowCounts {
+                    calls: c.calls,
+                    failures: c.failures,
+                    slow_calls: c.slow,
+                }),
+                // The ramp's own window (it counts a slow call as a failure).
+                Kind::Recovering => {
+                    let h = history(w);
+                    Some(WindowCounts { calls: u64::from(h.len()), failures: u64::from(h.failures()), slow_calls: 0 })
+                }
+                Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled => None,
+            },
+            consecutive_successes: match w.kind {
+                Kind::Closed => self.tracker.consecutive_successes(w.generation),
+                Kind::HalfOpen => Some(w.successes),
+                Kind::Recovering => Some(history(w).successes_streak()),
+                // Opened by a failure (or by hand, which says nothing).
+                Kind::Open => Some(0),
+                Kind::ForcedOpen | Kind::Disabled => None,
+            },
             recovery_fraction: if passed.is_some() { 1.0 } else { self.recovery_fraction(w, now) },
             reject_probability: match (&self.throttle, w.kind) {
                 (Some(throttle), Kind::Closed) => throttle.probability(self.throttle_clock.now(&self.clock)),

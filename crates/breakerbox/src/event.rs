@@ -62,6 +62,30 @@ impl Reason {
     }
 }
 
+/// Which rule of the policy tripped a closed breaker (resilience4j's "failure rate
+/// exceeded" and "slow call rate exceeded" events, as a field of the trip).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TripCause {
+    /// A streak of consecutive failures reached its threshold.
+    ConsecutiveFailures,
+    /// A failure rate reached its threshold.
+    FailureRate,
+    /// A slow-call rate reached its threshold.
+    SlowCallRate,
+}
+
+impl TripCause {
+    /// The cause's name in `snake_case`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConsecutiveFailures => "consecutive_failures",
+            Self::FailureRate => "failure_rate",
+            Self::SlowCallRate => "slow_call_rate",
+        }
+    }
+}
+
 /// A state change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -80,6 +104,8 @@ pub struct Transition<'a> {
     pub consecutive_opens: u32,
     /// When, on the breaker's clock.
     pub at: Duration,
+    /// For a trip ([`Reason::Tripped`]): the rule that tripped.
+    pub tripped_by: Option<TripCause>,
 }
 
 /// An outcome the breaker has recorded.

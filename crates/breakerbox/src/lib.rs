@@ -91,14 +91,14 @@ pub use breaker::{Breaker, BreakerBuilder};
 pub use classify::{Classify, OkIsSuccess};
 pub use clock::{AnyClock, Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::{ConfigError, Error, RejectReason, Rejected};
-pub use event::{Reason, Recorded, Transition};
+pub use event::{Reason, Recorded, Transition, TripCause};
 pub use family::{BreakerBox, BreakerBoxBuilder, TripHeld};
 pub use name::Name;
 pub use permit::{OwnedPermit, Permit};
 pub use policy::{Policy, RatePolicy};
 pub use ramp::Ramp;
 pub use state::{Outcome, Report, State};
-pub use stats::Metrics;
+pub use stats::{Metrics, WindowCounts};
 pub use throttle::Throttle;
 
 #[cfg(doctest)]

@@ -264,6 +264,12 @@ impl History {
         self.bits().count_ones()
     }
 
+    /// The successes at the newest end.
+    pub(crate) const fn successes_streak(self) -> u32 {
+        let streak = self.bits().trailing_zeros();
+        if streak > self.len() { self.len() } else { streak }
+    }
+
     /// The failures at the newest end.
     pub(crate) const fn streak(self) -> u32 {
         let streak = (!self.bits()).trailing_zeros();

@@ -167,6 +167,18 @@ impl Stats {
     }
 }
 
+/// The calls in a window, as [`Metrics::window`] reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowCounts {
+    /// Calls in the window.
+    pub calls: u64,
+    /// Failed calls in the window.
+    pub failures: u64,
+    /// Slow calls in the window of the first slow-call rule.
+    pub slow_calls: u64,
+}
+
 /// A snapshot of a breaker's state and counters, from [`Breaker::metrics`](crate::Breaker::metrics).
 ///
 /// Counters are totals since the breaker was built; [`reset`](crate::Breaker::reset)
@@ -203,6 +215,16 @@ pub struct Metrics {
     pub opens: u64,
     /// Half-open probes admitted and not yet reported.
     pub probes_in_flight: u32,
+    /// What the window of the policy's first rate rule holds right now, with the slow
+    /// calls of its first slow-call rule (while closed; while recovering, the ramp's own
+    /// window), if it has a rate rule.
+    pub window: Option<WindowCounts>,
+    /// Successes since the last failure, when the breaker can tell: the successful
+    /// probes while half-open, the ramp's newest successes while recovering, and while
+    /// closed 0 during a failure streak or the newest successes of a count window.
+    /// `None` when closed on a policy with neither (no counter is kept for it on the
+    /// call path: it would cost every call a shared write).
+    pub consecutive_successes: Option<u32>,
     /// The share of calls the [recovery ramp](crate::ramp) admits right now: its
     /// fraction while recovering, 1.0 when closed or disabled, 0.0 otherwise.
     pub recovery_fraction: f64,

@@ -83,6 +83,7 @@ fn trace_transition(t: &Transition<'_>) {
                 to = t.to.as_str(),
                 reason = t.reason.as_str(),
                 open_for_ms,
+                tripped_by = t.tripped_by.map(crate::TripCause::as_str),
                 consecutive_opens = t.consecutive_opens,
                 $msg
             )

@@ -3,8 +3,8 @@
 use super::consecutive::Streak;
 use super::window::{CountWindow, Counts, TimeWindow};
 use super::{RateKind, RatePolicy, Rule, Window};
-use crate::Policy;
 use crate::clock::nanos;
+use crate::{Policy, TripCause};
 
 #[derive(Debug)]
 pub(crate) struct Tracker {
@@ -73,7 +73,8 @@ impl Tracker {
         Self { streak: streak.map(Streak::new), rates: rates.into(), needs_time, slow_nanos }
     }
 
-    /// Records a counted outcome of `generation`; returns whether the policy trips.
+    /// Records a counted outcome of `generation`; returns the rule that trips, if one
+    /// does (the streak first, then the rate rules in order).
     #[inline]
     pub(crate) fn record(
         &self,
@@ -82,11 +83,13 @@ impl Tracker {
         duration: Option<u64>,
         now: u64,
         still_current: impl Fn() -> bool,
-    ) -> bool {
-        let mut trip = false;
+    ) -> Option<TripCause> {
+        let mut trip = None;
         if let Some(streak) = &self.streak {
             if failed {
-                trip |= streak.failure(generation, &still_current);
+                if streak.failure(generation, &still_current) {
+                    trip = Some(TripCause::ConsecutiveFailures);
+                }
             } else {
                 streak.success(generation);
             }
@@ -98,9 +101,12 @@ impl Tracker {
                 RateWindow::Time(w) => w.record(generation, now, failed, slow),
             }
             let counts_against = if rate.slow_nanos.is_some() { slow } else { failed };
-            if counts_against {
+            if counts_against && trip.is_none() {
                 let c = rate.counts(generation, now);
-                trip |= c.calls >= rate.min_calls && rate.rate(c) >= rate.threshold;
+                if c.calls >= rate.min_calls && rate.rate(c) >= rate.threshold {
+                    trip =
+                        Some(if rate.slow_nanos.is_some() { TripCause::SlowCallRate } else { TripCause::FailureRate });
+                }
             }
         }
         trip
@@ -121,6 +127,28 @@ impl Tracker {
 
     pub(crate) fn consecutive_failures(&self, generation: u64) -> u32 {
         self.streak.as_ref().map_or(0, |s| s.current(generation))
+    }
+
+    /// What the window of the first rate rule holds now, with the slow calls of the
+    /// first slow-call rule (a failure-rate rule does not count them).
+    pub(crate) fn window_counts(&self, generation: u64, now: u64) -> Option<Counts> {
+        let first = self.rates.first()?.counts(generation, now);
+        let slow = self.rates.iter().find(|r| r.slow_nanos.is_some()).map_or(0, |r| r.counts(generation, now).slow);
+        Some(Counts { slow, ..first })
+    }
+
+    /// The successes since the last failure, when the policy can tell: 0 while a
+    /// failure streak runs; the newest successes of the first count window otherwise.
+    /// No counter is kept for it on the call path (it would cost every call a shared
+    /// write), so with neither it is `None`.
+    pub(crate) fn consecutive_successes(&self, generation: u64) -> Option<u32> {
+        if self.consecutive_failures(generation) > 0 {
+            return Some(0);
+        }
+        self.rates.iter().find_map(|r| match &r.window {
+            RateWindow::Calls(w) => Some(w.trailing_successes(generation).min(u64::from(u32::MAX)) as u32),
+            RateWindow::Time(_) => None,
+        })
     }
 
     /// The failure rate of the first failure-rate rule, and the slow-call rate of the

@@ -111,6 +111,19 @@ impl CountWindow {
         let calls = (cur & COUNT_MASK).min(self.size);
         Counts { calls, failures: count_bits(&self.failed, calls), slow: count_bits(&self.slow, calls) }
     }
+
+    /// The successes at the newest end of the window (up to its size), walking back
+    /// from the last call recorded: for `Metrics`, not for decisions.
+    pub(crate) fn trailing_successes(&self, generation: u64) -> u64 {
+        let cur = self.cursor.load(Ordering::Relaxed);
+        if cur >> COUNT_BITS != generation & TAG_MASK {
+            return 0;
+        }
+        let n = cur & COUNT_MASK;
+        let held = n.min(self.size);
+        let failed = |slot: u64| self.failed[(slot / 64) as usize].load(Ordering::Relaxed) >> (slot % 64) & 1 == 1;
+        (1..=held).take_while(|back| !failed((n - back) % self.size)).count() as u64
+    }
 }
 
 // ===== time window =====

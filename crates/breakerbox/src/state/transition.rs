@@ -55,7 +55,7 @@ use std::time::Duration;
 use super::kind::Kind;
 use super::packed::{Deadline, MAX_OPENS, Word};
 use crate::ramp::{History, RampRule};
-use crate::{Outcome, Reason};
+use crate::{Outcome, Reason, TripCause};
 
 /// The settings the rules need.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -143,6 +143,8 @@ pub(crate) struct Publish {
     pub(crate) counts_opening: bool,
     /// Whether listeners, tracing and metrics hear of it.
     pub(crate) announce: bool,
+    /// For a trip: the rule that tripped.
+    pub(crate) cause: Option<TripCause>,
 }
 
 /// Where a transition's deadline comes from.
@@ -265,6 +267,7 @@ impl Rule for Acquire {
                             deadline: DeadlineFrom::TagOnly,
                             counts_opening: false,
                             announce: true,
+                            cause: None,
                         }),
                     },
                     (Deadline::At(_) | Deadline::Pending, Some(_) | None) => reject(Kind::HalfOpen, None),
@@ -421,6 +424,7 @@ fn noted(change: Change, decision: Verdict) -> Step<Verdict> {
 pub(crate) struct Trip {
     pub(crate) admitted: Word,
     pub(crate) retry_after: Option<Duration>,
+    pub(crate) cause: TripCause,
 }
 
 impl Rule for Trip {
@@ -431,7 +435,13 @@ impl Rule for Trip {
         // Only the state the outcome was counted in can trip: another transition (or
         // another trip) that came first wins.
         if w.kind == self.admitted.kind && w.generation == self.admitted.generation {
-            let open = enter(w, Kind::Open, 0, Reason::Tripped, DeadlineFrom::OpenWait { hint: self.retry_after });
+            let open = match enter(w, Kind::Open, 0, Reason::Tripped, DeadlineFrom::OpenWait { hint: self.retry_after })
+            {
+                Change::Enter(e) => {
+                    Change::Enter(Enter { publish: Publish { cause: Some(self.cause), ..e.publish }, ..e })
+                }
+                change => change,
+            };
             noted(open, Verdict::Noted)
         } else {
             noted(Change::None, Verdict::Late)
@@ -557,7 +567,7 @@ fn enter(w: Word, kind: Kind, in_flight: u32, reason: Reason, deadline: Deadline
     };
     let announce =
         w.kind != kind || reason == Reason::ProbeLeaseExpired || (reason == Reason::External && kind == Kind::Open);
-    let publish = Publish { reason, deadline, counts_opening: kind == Kind::Open, announce };
+    let publish = Publish { reason, deadline, counts_opening: kind == Kind::Open, announce, cause: None };
     Change::Enter(Enter { next: Word { in_flight, opens, ..w.next(kind) }, publish })
 }
 

@@ -71,7 +71,7 @@ fn entered(w: Word, change: Change) -> (Word, Publish) {
 }
 
 fn publish(reason: Reason, deadline: DeadlineFrom, counts_opening: bool, announce: bool) -> Publish {
-    Publish { reason, deadline, counts_opening, announce }
+    Publish { reason, deadline, counts_opening, announce, cause: None }
 }
 
 fn rejected(kind: Kind, retry_after: Option<u64>) -> Admission {
@@ -374,13 +374,15 @@ fn trip() {
     for kind in Kind::ALL {
         let admitted = word(Kind::Closed);
         let w = word(kind);
-        let (change, verdict) = go(Trip { admitted, retry_after: HINT }.step(w, no_time, limits()));
+        let cause = TripCause::FailureRate;
+        let (change, verdict) = go(Trip { admitted, retry_after: HINT, cause }.step(w, no_time, limits()));
         match kind {
             Kind::Closed => {
                 assert_eq!(verdict, Verdict::Noted);
                 let (next, p) = entered(w, change);
                 assert_eq!((next.kind, next.opens), (Kind::Open, 2));
-                assert_eq!(p, publish(Reason::Tripped, DeadlineFrom::OpenWait { hint: HINT }, true, true));
+                let tripped = publish(Reason::Tripped, DeadlineFrom::OpenWait { hint: HINT }, true, true);
+                assert_eq!(p, Publish { cause: Some(cause), ..tripped });
             }
             // Another transition of the same generation number cannot exist; a
             // different kind means the closed state ended first.
@@ -388,7 +390,7 @@ fn trip() {
                 assert_eq!((change, verdict), (Change::None, Verdict::Late));
             }
         }
-        let trip = Trip { admitted: older(admitted), retry_after: None };
+        let trip = Trip { admitted: older(admitted), retry_after: None, cause: TripCause::ConsecutiveFailures };
         assert_eq!(go(trip.step(w, no_time, limits())), (Change::None, Verdict::Late), "a later generation");
     }
 }
