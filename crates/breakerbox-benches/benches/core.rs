@@ -718,7 +718,9 @@ mod clock {
 mod protections {
     use std::hint::black_box;
 
-    use breakerbox::{Breaker, OpenWait, Policy, Report, Throttle};
+    use std::time::Duration;
+
+    use breakerbox::{Breaker, ManualClock, OpenWait, Policy, Ramp, Report, State, Throttle};
     use criterion::{Criterion, Throughput};
 
     use super::{LONG, NEVER};
@@ -753,6 +755,32 @@ mod protections {
             b.iter(|| black_box(&overloaded).try_acquire().map(|p| p.record(Report::overloaded())))
         });
         assert!(overloaded.is_closed(), "the throttle rejects; it does not trip");
+
+        // A ramp halfway (the clock stands still at f = 0.5): every call takes one
+        // accumulator step, one in two is admitted and succeeds.
+        let clock = ManualClock::new();
+        let ramp = builder()
+            .policy(Policy::consecutive_failures(1))
+            .open_wait(OpenWait::fixed(Duration::from_secs(1)))
+            .recovery_ramp(Ramp::new().duration(Duration::from_secs(10)).min_fraction(0.5))
+            .clock(clock.clone())
+            .build()
+            .expect("valid");
+        ramp.try_acquire().expect("closed").failure();
+        clock.advance(Duration::from_secs(1));
+        ramp.try_acquire().expect("the probe").success();
+        assert_eq!(ramp.state(), State::Recovering);
+        group.bench_function("ramp_deciding", |b| b.iter(|| black_box(&ramp).try_acquire().map(|p| p.success())));
+        assert_eq!(ramp.state(), State::Recovering, "the clock stood still");
+
+        // Shadow mode on an open breaker: every call is admitted and counted as one it
+        // would have rejected.
+        let shadow = builder().shadow(true).build().expect("valid");
+        shadow.force_open();
+        group.bench_function("shadow_admitting_while_open", |b| {
+            b.iter(|| black_box(&shadow).try_acquire().map(|p| p.success()))
+        });
+        assert!(shadow.metrics().would_reject > 0);
         group.finish();
     }
 }
