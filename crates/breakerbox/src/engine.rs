@@ -857,6 +857,8 @@ impl Engine {
             // While not closed: the streak that tripped the breaker since it last closed.
             consecutive_failures: match w.kind {
                 Kind::Closed => self.tracker.consecutive_failures(w.generation),
+                // A ramp past its end reads closed: a fresh streak.
+                Kind::Recovering if passed.is_some() => 0,
                 Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {
                     self.trip_streak.load(Ordering::Relaxed) as u32
                 }
@@ -885,7 +887,12 @@ impl Engine {
                 Kind::Open => Some(0),
                 Kind::ForcedOpen | Kind::Disabled => None,
             },
-            recovery_fraction: if passed.is_some() { 1.0 } else { self.recovery_fraction(w, now) },
+            // A ramp past its end is closed; an open breaker past its wait is half-open.
+            recovery_fraction: if passed.is_some() && w.kind == Kind::Recovering {
+                1.0
+            } else {
+                self.recovery_fraction(w, now)
+            },
             reject_probability: match (&self.throttle, w.kind) {
                 (Some(throttle), Kind::Closed) => throttle.probability(self.throttle_clock.now(&self.clock)),
                 _ => 0.0,

@@ -99,7 +99,9 @@ impl<'a> Permit<'a> {
     }
 
     /// The state the call was admitted in ([`State::Closed`], [`State::HalfOpen`] for a
-    /// probe, or [`State::Disabled`]).
+    /// probe, [`State::Recovering`] along a ramp, or [`State::Disabled`]; in
+    /// [shadow mode](crate::BreakerBuilder::shadow), [`State::Open`] for a call the
+    /// breaker would have rejected).
     pub fn admitted_in(&self) -> State {
         self.held.admitted_in()
     }

@@ -6,9 +6,13 @@
 //! Three machines share the glue: one with a consecutive-failures policy, one with a
 //! failure rate over a count window (alone, or or-ed with a consecutive rule), and one
 //! with a failure rate over a time window and a slow-call rule (with or without a
-//! consecutive rule). Every machine draws the probe lease and the cancellation rule.
+//! consecutive rule). Every machine draws the probe lease, the cancellation rule, a
+//! recovery ramp (or none) and shadow mode (on or off at build, and switched at run time).
 //!
-//! Failing cases are persisted under `tests/regressions/` and replayed first.
+//! Adaptive throttling is left out: its admissions are random draws, which no plain
+//! model can predict (`tests/throttle.rs` checks it statistically).
+//!
+//! Failing cases are persisted in `tests/model_based.regressions` and replayed first.
 //! `PROPTEST_CASES` overrides the number of cases.
 
 mod model;
@@ -16,8 +20,8 @@ mod model;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use breakerbox::{Breaker, ManualClock, OpenWait, OwnedPermit, Policy, Report, State};
-use model::{MConfig, MOutcome, MRate, MSlow, MState, MTimeRate, MWait, Model, Observed, Op};
+use breakerbox::{Breaker, ManualClock, OpenWait, OwnedPermit, Policy, Ramp, RejectReason, Report, State};
+use model::{MConfig, MOutcome, MRamp, MRate, MSlow, MState, MTimeRate, MWait, Model, Observed, Op};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -77,6 +81,8 @@ struct Settings {
     probe_lease_ms: u64,
     retry_after_limit_ms: u64,
     cancel_after_ms: Option<u64>,
+    ramp: Option<MRamp>,
+    shadow: bool,
 }
 
 impl Settings {
@@ -91,21 +97,56 @@ impl Settings {
             probe_lease_ms: self.probe_lease_ms,
             retry_after_limit_ms: self.retry_after_limit_ms,
             cancel_after_ms: self.cancel_after_ms,
+            ramp: self.ramp,
+            shadow: self.shadow,
         })
     }
 }
 
-/// Probes, waits, leases, the retry-after limit and the cancellation rule.
+/// Probes, waits, leases, the retry-after limit, the cancellation rule, the ramp and
+/// shadow mode.
 fn settings() -> impl Strategy<Value = Settings> {
-    (1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy()).prop_map(
-        |(probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms)| Settings {
+    let shadow = proptest::bool::weighted(0.15);
+    (1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy(), ramp_strategy(), shadow).prop_map(
+        |(probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms, ramp, shadow)| Settings {
             probes,
             wait,
             probe_lease_ms,
             retry_after_limit_ms,
             cancel_after_ms,
+            ramp,
+            shadow,
         },
     )
+}
+
+/// The recovery ramp: none, or one with every setting drawn over its valid range. Its
+/// duration is in microseconds (the clock moves in milliseconds, so the end's rounding
+/// up matters), mostly short enough for a run to see it end.
+fn ramp_strategy() -> BoxedStrategy<Option<MRamp>> {
+    let duration_ns = prop_oneof![
+        3 => (1u64..=150_000).prop_map(|us| us * 1_000),
+        1 => (1u64..=400).prop_map(|ms| ms * NANOS_PER_MS),
+        1 => 1u64..=2_000_000,
+    ];
+    let min_fraction = prop_oneof![1 => Just(1.0), 1 => Just(0.1), 4 => 0.01f64..=1.0];
+    let aggression = prop_oneof![2 => Just(1.0), 3 => 0.2f64..=5.0];
+    let abort_failure_rate = prop_oneof![1 => Just(1.0), 1 => Just(0.5), 3 => 0.05f64..=1.0];
+    // Mostly small windows, so that runs see ramps with enough outcomes to count.
+    let window = prop_oneof![3 => 1usize..=5, 1 => 1usize..=19];
+    let counts = window.prop_flat_map(|window| (Just(window), 1..=window, 1..=window));
+    let ramp = (duration_ns, min_fraction, aggression, counts, abort_failure_rate).prop_map(
+        |(duration_ns, min_fraction, aggression, (window, min_calls, abort_after), abort_failure_rate)| MRamp {
+            duration_ns,
+            min_fraction,
+            aggression,
+            window,
+            min_calls,
+            abort_after,
+            abort_failure_rate,
+        },
+    );
+    proptest::option::weighted(0.6, ramp).boxed()
 }
 
 /// A consecutive-failures policy with random threshold, probes, waits and lease.
@@ -179,9 +220,14 @@ fn cancel_strategy() -> BoxedStrategy<Option<u64>> {
 }
 
 /// Outcomes, weighted by where the breaker is, so that runs reach every state often:
-/// failures trip a closed breaker, successes close a half-open one.
+/// failures trip a closed breaker, successes close a half-open one (or begin its ramp),
+/// a ramp sees both and so ends or aborts.
 fn outcome_strategy(state: MState) -> BoxedStrategy<MOutcome> {
-    let (failure, success) = if state == MState::HalfOpen { (1, 4) } else { (3, 2) };
+    let (failure, success) = match state {
+        MState::HalfOpen => (1, 4),
+        MState::Recovering => (2, 3),
+        _ => (3, 2),
+    };
     prop_oneof![failure => Just(MOutcome::Failure), success => Just(MOutcome::Success), 1 => Just(MOutcome::Ignored)]
         .boxed()
 }
@@ -189,13 +235,27 @@ fn outcome_strategy(state: MState) -> BoxedStrategy<MOutcome> {
 fn transitions(state: &Model) -> BoxedStrategy<Op> {
     // ForcedOpen and Disabled hold until a reset: enter them rarely, leave them soon.
     let manual = matches!(state.state, MState::ForcedOpen | MState::Disabled);
+    // A ramp admits a fraction of the calls: ask it often, so that it admits some.
+    let acquire = if state.state == MState::Recovering { 24 } else { 12 };
     let mut choices: Vec<(u32, BoxedStrategy<Op>)> = vec![
-        (6, Just(Op::Acquire).boxed()),
-        (3, prop_oneof![0u64..=5, 0u64..=120].prop_map(Op::AdvanceMs).boxed()),
-        (if manual { 6 } else { 1 }, Just(Op::Reset).boxed()),
+        (acquire, Just(Op::Acquire).boxed()),
+        (6, prop_oneof![0u64..=5, 0u64..=120].prop_map(Op::AdvanceMs).boxed()),
+        (if manual { 12 } else { 1 }, Just(Op::Reset).boxed()),
         (1, Just(Op::ForceOpen).boxed()),
         (1, Just(Op::Disable).boxed()),
+        (1, any::<bool>().prop_map(Op::SetShadow).boxed()),
     ];
+    // A coordinator's recover: within the ramp (often), at or past its end, or on a
+    // breaker without a ramp (which closes).
+    let ramp_ns = state.config.ramp.map_or(20 * NANOS_PER_MS, |r| r.duration_ns);
+    let elapsed = prop_oneof![
+        2 => Just(0),
+        4 => 0..ramp_ns,
+        1 => Just(ramp_ns),
+        1 => ramp_ns..=ramp_ns.saturating_mul(2),
+    ];
+    let recover = if state.config.ramp.is_some() { 2 } else { 1 };
+    choices.push((recover, elapsed.prop_map(|ns| Op::Recover(Duration::from_nanos(ns))).boxed()));
     let held = state.held.len();
     if held > 0 {
         // Half the time the newest permit (most often a current one, a probe when
@@ -212,19 +272,23 @@ fn transitions(state: &Model) -> BoxedStrategy<Op> {
                 duration_ms,
             },
         );
-        choices.push((8, record.boxed()));
-        choices.push((1, idx.prop_map(|idx| Op::Drop { idx }).boxed()));
+        // Probes and ramp calls report often, so that half-open and the ramp decide.
+        let records = if matches!(state.state, MState::HalfOpen | MState::Recovering) { 24 } else { 16 };
+        choices.push((records, record.boxed()));
+        choices.push((2, idx.prop_map(|idx| Op::Drop { idx }).boxed()));
     }
     // Land exactly on (and just before) the deadlines, where off-by-one errors live.
     let deadline = match state.state {
         MState::Open => Some(state.open_until),
         MState::HalfOpen => state.earliest_lease().map(|(_, until)| until),
+        MState::Recovering => Some(state.ramp_end),
         _ => None,
     };
     if let Some(d) = deadline.filter(|d| *d > state.now) {
         let ms = (d - state.now).div_ceil(NANOS_PER_MS);
-        choices.push((2, Just(Op::AdvanceMs(ms)).boxed()));
-        choices.push((1, Just(Op::AdvanceMs(ms - 1)).boxed()));
+        let exact = if state.state == MState::Open { 8 } else { 4 };
+        choices.push((exact, Just(Op::AdvanceMs(ms)).boxed()));
+        choices.push((2, Just(Op::AdvanceMs(ms - 1)).boxed()));
     }
     Union::new_weighted(choices).boxed()
 }
@@ -259,6 +323,17 @@ fn real_state(s: MState) -> State {
         MState::HalfOpen => State::HalfOpen,
         MState::ForcedOpen => State::ForcedOpen,
         MState::Disabled => State::Disabled,
+        MState::Recovering => State::Recovering,
+    }
+}
+
+fn reject_reason(s: MState) -> RejectReason {
+    match s {
+        MState::Open => RejectReason::Open,
+        MState::HalfOpen => RejectReason::HalfOpenFull,
+        MState::ForcedOpen => RejectReason::ForcedOpen,
+        MState::Recovering => RejectReason::Recovering,
+        MState::Closed | MState::Disabled => panic!("the model never refuses while {s:?}"),
     }
 }
 
@@ -291,6 +366,16 @@ fn build(c: &MConfig, clock: &ManualClock) -> Breaker {
             OpenWait::exponential(Duration::from_millis(base_ms), Duration::from_millis(max_ms))
         }
     };
+    let ramp = c.ramp.map(|r| {
+        Ramp::new()
+            .duration(Duration::from_nanos(r.duration_ns))
+            .min_fraction(r.min_fraction)
+            .aggression(r.aggression)
+            .window(u32::try_from(r.window).unwrap())
+            .min_calls(u32::try_from(r.min_calls).unwrap())
+            .abort_after(u32::try_from(r.abort_after).unwrap())
+            .abort_failure_rate(r.abort_failure_rate)
+    });
     Breaker::builder()
         .name("model")
         .policy(policy.expect("the model always has a rule"))
@@ -299,6 +384,8 @@ fn build(c: &MConfig, clock: &ManualClock) -> Breaker {
         .probe_lease(Duration::from_millis(c.probe_lease_ms))
         .cancel_counts_after(c.cancel_after_ms.map(Duration::from_millis))
         .retry_after_limit(Duration::from_millis(c.retry_after_limit_ms))
+        .recovery_ramp(ramp)
+        .shadow(c.shadow)
         .clock(clock.clone())
         .build()
         .expect("valid settings")
@@ -321,9 +408,11 @@ where
         match op {
             Op::Acquire => {
                 let before = sut.breaker.state();
+                let shadow = sut.breaker.is_shadow();
                 let got = sut.breaker.try_acquire_owned();
                 // Invariants that hold whatever the model says.
                 match before {
+                    _ if shadow => assert!(got.is_ok(), "rejected in shadow mode while {before:?}"),
                     State::Open | State::ForcedOpen => {
                         assert!(got.is_err(), "admitted while {before:?} before the deadline")
                     }
@@ -335,8 +424,15 @@ where
                         assert_eq!(permit.admitted_in(), real_state(s), "admitted in");
                         sut.held.push(permit);
                     }
+                    (Ok(permit), Observed::ShadowAdmitted { .. }) => {
+                        // Counted in `would_reject` (checked after the step); its outcome
+                        // must not reach the state machine: it reads as refused.
+                        assert_eq!(permit.admitted_in(), State::Open, "a shadow admission's permit");
+                        sut.held.push(permit);
+                    }
                     (Err(r), Observed::Rejected { state, retry_after }) => {
                         assert_eq!(r.state(), real_state(state), "rejection state: {r}");
+                        assert_eq!(r.reason(), reject_reason(state), "rejection reason: {r}");
                         assert_eq!(r.retry_after(), retry_after, "rejection retry_after: {r}");
                         assert_eq!(r.name(), "model");
                     }
@@ -363,6 +459,8 @@ where
             Op::Reset => sut.breaker.reset(),
             Op::ForceOpen => sut.breaker.force_open(),
             Op::Disable => sut.breaker.disable(),
+            Op::Recover(elapsed) => sut.breaker.recover(elapsed),
+            Op::SetShadow(on) => sut.breaker.set_shadow(on),
         }
         sut
     }
@@ -378,6 +476,7 @@ where
         assert_eq!(m.failures, expected.failures, "metrics.failures");
         assert_eq!(m.ignored, expected.ignored, "metrics.ignored");
         assert_eq!(m.rejected, expected.rejected, "metrics.rejected");
+        assert_eq!(m.would_reject, expected.would_reject, "metrics.would_reject");
         assert_eq!(m.consecutive_failures, expected.consecutive_failures, "metrics.consecutive_failures");
         assert_eq!(m.opens, expected.opens, "metrics.opens");
         assert_eq!(m.probes_in_flight, expected.probes_in_flight, "metrics.probes_in_flight");
@@ -385,6 +484,9 @@ where
         assert_eq!(m.slow_calls, expected.slow_calls, "metrics.slow_calls");
         assert_eq!(m.slow_call_rate, expected.slow_call_rate, "metrics.slow_call_rate");
         assert_eq!(m.time_in_state, expected.time_in_state, "metrics.time_in_state");
+        assert_eq!(m.recovery_fraction, expected.recovery_fraction, "metrics.recovery_fraction");
+        assert_eq!(m.reject_probability, 0.0, "metrics.reject_probability without a throttle");
+        assert_eq!(sut.breaker.is_shadow(), model.shadow, "is_shadow()");
         assert!(m.probes_in_flight <= sut.probes, "more probes in flight than slots");
         assert_eq!(sut.held.len(), model.held.len());
         for (i, (p, mp)) in sut.held.iter().zip(&model.held).enumerate() {
@@ -410,4 +512,164 @@ prop_state_machine! {
     /// given by the caller or timed by the breaker), alone or with a consecutive rule.
     #[test]
     fn breaker_matches_the_model_with_time_windows_and_slow_calls(sequential 1..80 => BreakerTest<TimeSlowRef>);
+}
+
+// ===== the smallest cases of disagreements found =====
+
+/// A breaker that trips on one failure, waits 1 ms and closes on one probe.
+fn one_failure_trips(ramp: Option<MRamp>) -> MConfig {
+    MConfig {
+        consecutive: Some(1),
+        rate: None,
+        time_rate: None,
+        slow: None,
+        probes: 1,
+        wait: MWait::Fixed { ms: 1 },
+        probe_lease_ms: 1,
+        retry_after_limit_ms: 0,
+        cancel_after_ms: None,
+        ramp,
+        shadow: false,
+    }
+}
+
+/// Replays `ops` on the breaker and the model, comparing them after every step.
+fn replay(config: MConfig, ops: Vec<Op>) {
+    BreakerTest::<ConsecutiveRef>::test_sequential(Config::default(), Model::new(config), ops, None);
+}
+
+/// An open breaker whose wait has passed reads as half-open, which admits only probes:
+/// `Metrics::recovery_fraction` is 0.0 ("1.0 when closed or disabled, 0.0 otherwise"),
+/// as it is once the probe is admitted. (The core reports 1.0: the shortcut for a ramp
+/// past its end catches an open wait past its end too.)
+#[test]
+fn recovery_fraction_of_an_open_breaker_past_its_wait_is_zero() {
+    let failure = Op::Record { idx: 0, outcome: MOutcome::Failure, hint_ms: None, duration_ms: None };
+    replay(one_failure_trips(None), vec![Op::Acquire, failure, Op::AdvanceMs(1)]);
+}
+
+/// A ramp past its end reads as closed, and a closed breaker's streak is the current
+/// one: `Metrics::consecutive_failures` is 0, as it is after the next call (the streak
+/// that tripped it is reported "until the breaker closes"). (The core goes on reporting
+/// the streak that tripped it until a call arrives.)
+#[test]
+fn a_ramp_past_its_end_reports_a_fresh_streak() {
+    let ramp = MRamp {
+        duration_ns: NANOS_PER_MS,
+        min_fraction: 0.5,
+        aggression: 1.0,
+        window: 4,
+        min_calls: 2,
+        abort_after: 2,
+        abort_failure_rate: 0.5,
+    };
+    let failure = Op::Record { idx: 0, outcome: MOutcome::Failure, hint_ms: None, duration_ms: None };
+    replay(one_failure_trips(Some(ramp)), vec![Op::Acquire, failure, Op::Recover(Duration::ZERO), Op::AdvanceMs(1)]);
+}
+
+// ===== what the generated scenarios reach =====
+
+/// A situation a step can reach, judged from the model before the step, the step, and
+/// the model after it.
+type Reaches = fn(&Model, Op, &Model) -> bool;
+
+/// Whether the step's acquire was admitted, as a call the breaker meant to admit.
+fn admitted(m: &Model) -> bool {
+    matches!(m.last, Observed::Admitted(_))
+}
+
+/// A report of a permit admitted in `state` in the current generation, not ignored.
+fn counted_report(before: &Model, op: Op, state: MState) -> bool {
+    matches!(op, Op::Record { idx, outcome, .. }
+        if before.held[idx].admitted_in == state
+            && before.held[idx].generation == before.generation
+            && outcome != MOutcome::Ignored)
+}
+
+/// What the generated cases must reach, and the least share of cases (per mille) that
+/// must reach it on every machine. The shares are counted on the model alone from a
+/// fixed seed; the floors are about half of what the generators reach.
+const SITUATIONS: [(&str, u32, Reaches); 19] = [
+    ("a policy trips", 150, |b, _, a| b.state == MState::Closed && a.state == MState::Open),
+    ("an open wait passes", 120, |_, _, a| a.observed_state() == MState::HalfOpen && a.state == MState::Open),
+    ("a probe is admitted", 100, |b, _, a| b.state != MState::HalfOpen && a.state == MState::HalfOpen),
+    ("probes close the breaker", 25, |b, _, a| b.state == MState::HalfOpen && a.state == MState::Closed),
+    ("forced open or disabled", 300, |_, _, a| matches!(a.state, MState::ForcedOpen | MState::Disabled)),
+    ("a ramp is configured", 450, |b, _, _| b.config.ramp.is_some()),
+    ("recovering", 250, |_, _, a| a.state == MState::Recovering),
+    ("probes begin the ramp", 25, |b, _, a| b.state == MState::HalfOpen && a.state == MState::Recovering),
+    ("recover() begins a ramp part way", 150, |_, op, a| {
+        matches!(op, Op::Recover(e) if !e.is_zero()) && a.state == MState::Recovering
+    }),
+    ("recover() closes", 150, |_, op, a| matches!(op, Op::Recover(_)) && a.state == MState::Closed),
+    ("the ramp admits a call", 120, |b, op, a| {
+        b.state == MState::Recovering && op == Op::Acquire && a.state == MState::Recovering && admitted(a)
+    }),
+    ("the ramp refuses a call", 150, |b, op, a| b.state == MState::Recovering && op == Op::Acquire && !admitted(a)),
+    ("a ramp's call reports", 75, |b, op, _| counted_report(b, op, MState::Recovering)),
+    ("a ramp's call reports late", 20, |b, op, _| {
+        matches!(op, Op::Record { idx, .. } if b.held[idx].admitted_in == MState::Recovering
+            && b.held[idx].generation != b.generation)
+    }),
+    ("the ramp completes", 120, |b, op, a| {
+        op == Op::Acquire && b.state == MState::Recovering && a.state == MState::Closed
+    }),
+    ("a tested ramp completes", 8, |b, op, a| {
+        op == Op::Acquire
+            && b.state == MState::Recovering
+            && a.state == MState::Closed
+            && b.config.ramp.is_some_and(|r| b.ramp_history.len() >= r.min_calls)
+    }),
+    ("the ramp aborts", 25, |b, _, a| b.state == MState::Recovering && a.state == MState::Open),
+    ("shadow mode admits a call it refuses", 120, |_, _, a| matches!(a.last, Observed::ShadowAdmitted { .. })),
+    (
+        "a shadow admission reports",
+        100,
+        |b, op, _| matches!(op, Op::Record { idx, .. } if b.held[idx].admitted_in == MState::Open),
+    ),
+];
+
+/// Replays `cases` generated cases of `R` on the model alone; how many reach each
+/// situation.
+fn reached<R: ReferenceStateMachine<State = Model, Transition = Op>>(cases: u32) -> Vec<u32> {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let strategy = R::sequential_strategy(1..80);
+    let mut counts = vec![0; SITUATIONS.len()];
+    for _ in 0..cases {
+        let (mut model, ops, _) = strategy.new_tree(&mut runner).expect("a case").current();
+        let mut seen = vec![false; SITUATIONS.len()];
+        for op in ops {
+            let before = model.clone();
+            model.apply(op);
+            for (seen, (_, _, reaches)) in seen.iter_mut().zip(&SITUATIONS) {
+                *seen |= reaches(&before, op, &model);
+            }
+        }
+        for (count, seen) in counts.iter_mut().zip(seen) {
+            *count += u32::from(seen);
+        }
+    }
+    counts
+}
+
+/// The generators reach the ramp and shadow mode (and the older states) often: each
+/// situation above is reached by at least its share of the cases. `--nocapture` prints
+/// the shares.
+#[test]
+fn generated_cases_reach_the_ramp_and_shadow_mode() {
+    const CASES: u32 = 600;
+    for (machine, counts) in [
+        ("consecutive", reached::<ConsecutiveRef>(CASES)),
+        ("count window", reached::<RateRef>(CASES)),
+        ("time window and slow calls", reached::<TimeSlowRef>(CASES)),
+    ] {
+        for ((situation, min, _), count) in SITUATIONS.iter().zip(counts) {
+            let per_mille = count * 1_000 / CASES;
+            eprintln!("{machine:>26}: {per_mille:>4} ‰ {situation}");
+            assert!(per_mille >= *min, "{machine}: {situation}: {per_mille} ‰ of the cases, below {min} ‰");
+        }
+    }
 }

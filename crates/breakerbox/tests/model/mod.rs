@@ -37,6 +37,39 @@
 //!   slow-call rule keeps the last N counted outcomes (slow or not) and, when a slow
 //!   call is recorded, trips if calls >= min_calls and slow / calls >= threshold. In
 //!   half-open a slow success is a failed probe.
+//! - Recovery ramp (if configured): when the last needed probe succeeds, the breaker
+//!   enters Recovering at t0 = now instead of closing, keeping its consecutive
+//!   openings, with an empty outcome history and an accumulator at 0. The ramp ends at
+//!   t0 + duration, rounded up to the millisecond like every deadline.
+//!   - An acquire at or after the end closes the breaker (a new generation; the
+//!     openings are forgotten only if the history holds at least `min_calls`
+//!     outcomes) and is admitted as a closed call. Before the end, elapsed =
+//!     duration - (end - now), the fraction is ONE past the duration, else
+//!     round(clamp(max(min_fraction, (elapsed / duration)^(1 / aggression)), 0, 1) *
+//!     2^32) clamped to [1, 2^32]; the accumulator (32 fractional bits) adds it and
+//!     admits when it reaches 2^32 (taking 2^32 off), else rejects (Recovering, no
+//!     retry-after, counted as rejected).
+//!   - An outcome of a call admitted in this ramp: ignored changes nothing; a success
+//!     or failure (a slow success is a failure) joins the history of the last `window`
+//!     outcomes; the ramp aborts (an opening, the open wait of the new count, the hint
+//!     honoured) on a trailing failure streak of `abort_after`, or with at least
+//!     `min_calls` outcomes on failures >= abort_failure_rate * outcomes. It never
+//!     feeds the policy's windows or streak.
+//!   - `state()` reads Closed from the end on (time in state counted from the end),
+//!     as Open reads HalfOpen after its wait.
+//!   - `recover(elapsed)`, from any state: with a ramp and elapsed < duration, a new
+//!     ramp whose end is now + duration - elapsed (openings kept); else closes as
+//!     `close()` does (openings forgotten).
+//! - Shadow mode (at build or switched at any time): a call that would be refused, for
+//!   any reason, is admitted instead (counted in `would_reject`, not `rejected`), after
+//!   the refusal has had all its effects (the ramp's accumulator step included). Its
+//!   permit reads as admitted in Open: its outcome counts in the totals (and as slow)
+//!   and nowhere else; dropped, it may be a cancelled failure, counted in the totals
+//!   alike.
+//!
+//! Adaptive throttling is not modelled: its admissions are random draws (a per-thread
+//! generator against a probability), so no plain model can predict them; its own tests
+//! (`tests/throttle.rs`) check it statistically.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -51,6 +84,7 @@ pub(crate) enum MState {
     HalfOpen,
     ForcedOpen,
     Disabled,
+    Recovering,
 }
 
 /// How a call went.
@@ -112,8 +146,44 @@ pub(crate) struct MSlow {
     pub(crate) quarters: u64,
 }
 
+/// One whole call in the ramp's accumulator (32 fractional bits).
+pub(crate) const ONE: u64 = 1 << 32;
+
+/// The recovery ramp's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct MRamp {
+    /// In nanoseconds, above zero.
+    pub(crate) duration_ns: u64,
+    pub(crate) min_fraction: f64,
+    pub(crate) aggression: f64,
+    pub(crate) window: usize,
+    pub(crate) min_calls: usize,
+    pub(crate) abort_after: usize,
+    pub(crate) abort_failure_rate: f64,
+}
+
+impl MRamp {
+    /// The share of calls admitted `elapsed` nanoseconds into the ramp, in 2^-32ths.
+    pub(crate) fn fraction(&self, elapsed: u64) -> u64 {
+        if elapsed >= self.duration_ns {
+            return ONE;
+        }
+        let progress = (elapsed as f64 / self.duration_ns as f64).powf(1.0 / self.aggression);
+        let f = progress.max(self.min_fraction).clamp(0.0, 1.0);
+        ((f * ONE as f64).round() as u64).clamp(1, ONE)
+    }
+
+    /// Whether the ramp's outcomes (true for a failure, oldest first) abort it.
+    fn aborts(&self, history: &VecDeque<bool>) -> bool {
+        let streak = history.iter().rev().take_while(|failed| **failed).count();
+        let failures = history.iter().filter(|failed| **failed).count();
+        streak >= self.abort_after
+            || (history.len() >= self.min_calls && failures as f64 >= self.abort_failure_rate * history.len() as f64)
+    }
+}
+
 /// The breaker's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct MConfig {
     /// The consecutive-failures threshold, if the policy has that rule.
     pub(crate) consecutive: Option<u32>,
@@ -130,9 +200,14 @@ pub(crate) struct MConfig {
     pub(crate) retry_after_limit_ms: u64,
     /// The cancellation rule's threshold, if on.
     pub(crate) cancel_after_ms: Option<u64>,
+    /// The recovery ramp, if any.
+    pub(crate) ramp: Option<MRamp>,
+    /// Shadow mode at build.
+    pub(crate) shadow: bool,
 }
 
-/// A permit the model handed out: the generation and state it was admitted in.
+/// A permit the model handed out: the generation and state it was admitted in (Open
+/// for a call shadow mode admitted in place of a refusal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MPermit {
     pub(crate) id: u64,
@@ -146,7 +221,15 @@ pub(crate) struct MPermit {
 pub(crate) enum Observed {
     Nothing,
     Admitted(MState),
-    Rejected { state: MState, retry_after: Option<Duration> },
+    Rejected {
+        state: MState,
+        retry_after: Option<Duration>,
+    },
+    /// Shadow mode admitted a call the breaker refused as this rejection.
+    ShadowAdmitted {
+        state: MState,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// An operation on the breaker and its clock.
@@ -169,6 +252,10 @@ pub(crate) enum Op {
     Reset,
     ForceOpen,
     Disable,
+    /// `recover(elapsed)`: the ramp as if it had begun `elapsed` ago.
+    Recover(Duration),
+    /// `set_shadow(on)`.
+    SetShadow(bool),
 }
 
 /// The counters the breaker exposes, as the model computes them.
@@ -179,6 +266,7 @@ pub(crate) struct MMetrics {
     pub(crate) failures: u64,
     pub(crate) ignored: u64,
     pub(crate) rejected: u64,
+    pub(crate) would_reject: u64,
     pub(crate) consecutive_failures: u32,
     pub(crate) opens: u64,
     pub(crate) probes_in_flight: u32,
@@ -186,6 +274,7 @@ pub(crate) struct MMetrics {
     pub(crate) slow_calls: u64,
     pub(crate) slow_call_rate: Option<f64>,
     pub(crate) time_in_state: Duration,
+    pub(crate) recovery_fraction: f64,
 }
 
 /// The reference breaker.
@@ -198,6 +287,15 @@ pub(crate) struct Model {
     pub(crate) generation: u64,
     /// When the open wait ends (Open only).
     pub(crate) open_until: u64,
+    /// When the ramp ends (Recovering only).
+    pub(crate) ramp_end: u64,
+    /// The ramp's accumulator, in 2^-32ths of a call (Recovering only).
+    pub(crate) ramp_acc: u64,
+    /// The ramp's last counted outcomes, oldest first, true for a failure (Recovering
+    /// only).
+    pub(crate) ramp_history: VecDeque<bool>,
+    /// Whether shadow mode is on.
+    pub(crate) shadow: bool,
     /// The probe slots (HalfOpen only): the permit holding each, and when its lease ends.
     pub(crate) slots: Vec<Option<(u64, u64)>>,
     /// The id of the next permit.
@@ -221,6 +319,7 @@ pub(crate) struct Model {
     pub(crate) failures: u64,
     pub(crate) ignored: u64,
     pub(crate) rejected: u64,
+    pub(crate) would_reject: u64,
     pub(crate) opens: u64,
     /// The permits the test holds, in the order the operations index them.
     pub(crate) held: Vec<MPermit>,
@@ -242,6 +341,10 @@ impl Model {
             state: MState::Closed,
             generation: 0,
             open_until: 0,
+            ramp_end: 0,
+            ramp_acc: 0,
+            ramp_history: VecDeque::new(),
+            shadow: config.shadow,
             slots: vec![None; config.probes as usize],
             next_id: 0,
             entered_at: 0,
@@ -258,24 +361,46 @@ impl Model {
             failures: 0,
             ignored: 0,
             rejected: 0,
+            would_reject: 0,
             opens: 0,
             held: Vec::new(),
             last: Observed::Nothing,
         }
     }
 
-    /// The state an observer sees: an Open breaker whose wait has passed is HalfOpen.
+    /// Whether the current state's deadline has passed: the open wait (Open), or the
+    /// ramp (Recovering).
+    fn deadline_passed(&self) -> bool {
+        match self.state {
+            MState::Open => self.now >= self.open_until,
+            MState::Recovering => self.now >= self.ramp_end,
+            _ => false,
+        }
+    }
+
+    /// The state an observer sees: an Open breaker whose wait has passed is HalfOpen, a
+    /// Recovering one whose ramp has run its course is Closed.
     pub(crate) fn observed_state(&self) -> MState {
         match self.state {
-            MState::Open if self.now >= self.open_until => MState::HalfOpen,
+            MState::Open if self.deadline_passed() => MState::HalfOpen,
+            MState::Recovering if self.deadline_passed() => MState::Closed,
             s => s,
         }
     }
 
+    /// The ramp's progress at `now`, counted back from its (rounded) end.
+    fn ramp_elapsed(&self, ramp: MRamp) -> u64 {
+        ramp.duration_ns.saturating_sub(self.ramp_end - self.now)
+    }
+
     pub(crate) fn metrics(&self) -> MMetrics {
         let state = self.observed_state();
-        let since =
-            if self.state == MState::Open && state == MState::HalfOpen { self.open_until } else { self.entered_at };
+        let passed = self.deadline_passed();
+        let since = match self.state {
+            MState::Open if passed => self.open_until,
+            MState::Recovering if passed => self.ramp_end,
+            _ => self.entered_at,
+        };
         let ratio = |bad: u64, calls: u64| if calls == 0 { 0.0 } else { bad as f64 / calls as f64 };
         let failure_rate = match (self.config.rate, self.config.time_rate) {
             (Some(_), _) => Some(ratio(self.window.iter().filter(|f| **f).count() as u64, self.window.len() as u64)),
@@ -295,9 +420,13 @@ impl Model {
             failures: self.failures,
             ignored: self.ignored,
             rejected: self.rejected,
+            would_reject: self.would_reject,
             consecutive_failures: match self.state {
                 _ if self.config.consecutive.is_none() => 0,
                 MState::Closed => self.streak,
+                // A ramp past its end reads as closed: the closed breaker the next call
+                // finds, with a fresh streak.
+                MState::Recovering if passed => 0,
                 _ => self.trip_streak,
             },
             opens: self.opens,
@@ -306,6 +435,14 @@ impl Model {
             slow_calls: self.slow_calls,
             slow_call_rate,
             time_in_state: Duration::from_nanos(self.now.saturating_sub(since)),
+            recovery_fraction: match state {
+                MState::Closed | MState::Disabled => 1.0,
+                MState::Recovering => {
+                    let ramp = self.config.ramp.expect("only a breaker with a ramp recovers");
+                    ramp.fraction(self.ramp_elapsed(ramp)) as f64 / ONE as f64
+                }
+                MState::Open | MState::HalfOpen | MState::ForcedOpen => 0.0,
+            },
         }
     }
 
@@ -330,7 +467,17 @@ impl Model {
                         self.held.push(p);
                         Observed::Admitted(p.admitted_in)
                     }
-                    Err((state, retry_after)) => Observed::Rejected { state, retry_after },
+                    Err((state, retry_after)) if self.shadow => {
+                        // Refused, with every effect of the refusal; then admitted anyway.
+                        self.would_reject += 1;
+                        let p = MPermit { admitted_in: MState::Open, ..self.permit() };
+                        self.held.push(p);
+                        Observed::ShadowAdmitted { state, retry_after }
+                    }
+                    Err((state, retry_after)) => {
+                        self.rejected += 1;
+                        Observed::Rejected { state, retry_after }
+                    }
                 };
             }
             Op::Record { idx, outcome, hint_ms, duration_ms } => {
@@ -349,7 +496,26 @@ impl Model {
             }
             Op::ForceOpen => self.enter(MState::ForcedOpen),
             Op::Disable => self.enter(MState::Disabled),
+            Op::Recover(elapsed) => {
+                let elapsed = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+                match self.config.ramp {
+                    Some(ramp) if elapsed < ramp.duration_ns => self.begin_ramp(elapsed),
+                    _ => {
+                        self.enter(MState::Closed);
+                        self.consecutive_opens = 0;
+                    }
+                }
+            }
+            Op::SetShadow(on) => self.shadow = on,
         }
+    }
+
+    /// Enters Recovering as if the ramp had begun `elapsed` nanoseconds ago (less than
+    /// its duration), keeping the consecutive openings.
+    fn begin_ramp(&mut self, elapsed: u64) {
+        let ramp = self.config.ramp.expect("only a breaker with a ramp recovers");
+        self.enter(MState::Recovering);
+        self.ramp_end = round_up_to_millis(u128::from(self.now) + u128::from(ramp.duration_ns - elapsed));
     }
 
     /// A transition: a new generation, with every per-state counter cleared.
@@ -367,8 +533,12 @@ impl Model {
         self.window.clear();
         self.timed.clear();
         self.slow_window.clear();
+        self.ramp_history.clear();
+        self.ramp_acc = 0;
     }
 
+    /// The admission decision; a refusal is counted by the caller (as rejected, or in
+    /// shadow mode as a would-be rejection).
     fn acquire(&mut self) -> Result<MPermit, (MState, Option<Duration>)> {
         match self.state {
             MState::Closed | MState::Disabled => Ok(self.permit()),
@@ -390,6 +560,24 @@ impl Model {
             }
             MState::HalfOpen => self.reject(MState::HalfOpen, None),
             MState::ForcedOpen => self.reject(MState::ForcedOpen, None),
+            MState::Recovering => {
+                let ramp = self.config.ramp.expect("only a breaker with a ramp recovers");
+                if self.now >= self.ramp_end {
+                    // The ramp has run its course: this call is the closed breaker's first.
+                    let tested = self.ramp_history.len() >= ramp.min_calls;
+                    let opens = self.consecutive_opens;
+                    self.enter(MState::Closed);
+                    self.consecutive_opens = if tested { 0 } else { opens };
+                    return Ok(self.permit());
+                }
+                self.ramp_acc += ramp.fraction(self.ramp_elapsed(ramp));
+                if self.ramp_acc >= ONE {
+                    self.ramp_acc -= ONE;
+                    Ok(self.permit())
+                } else {
+                    self.reject(MState::Recovering, None)
+                }
+            }
         }
     }
 
@@ -431,8 +619,7 @@ impl Model {
         }
     }
 
-    fn reject(&mut self, state: MState, retry_after: Option<Duration>) -> Result<MPermit, (MState, Option<Duration>)> {
-        self.rejected += 1;
+    fn reject(&self, state: MState, retry_after: Option<Duration>) -> Result<MPermit, (MState, Option<Duration>)> {
         Err((state, retry_after))
     }
 
@@ -457,10 +644,14 @@ impl Model {
         let slow = outcome != MOutcome::Ignored
             && self.config.slow.is_some_and(|s| u128::from(duration) >= u128::from(s.slower_than_ms) * 1_000_000);
         self.slow_calls += u64::from(slow);
+        if p.admitted_in == MState::Open {
+            return; // admitted by shadow mode in place of a refusal: counted, nothing else
+        }
         let owned = p.admitted_in != MState::HalfOpen || self.release(&p);
         if p.generation != self.generation || !owned {
             return; // stale, or a probe that lost its slot: counted, changes nothing
         }
+        assert_eq!(p.admitted_in, self.state, "a current permit was admitted in this state");
         match (self.state, outcome) {
             (MState::Closed, MOutcome::Ignored) => {}
             (MState::Closed, MOutcome::Success | MOutcome::Failure) => {
@@ -501,8 +692,23 @@ impl Model {
                 self.in_flight -= 1;
                 self.probe_successes += 1;
                 if self.probe_successes >= self.config.probes {
-                    self.enter(MState::Closed);
-                    self.consecutive_opens = 0;
+                    if self.config.ramp.is_some() {
+                        self.begin_ramp(0);
+                    } else {
+                        self.enter(MState::Closed);
+                        self.consecutive_opens = 0;
+                    }
+                }
+            }
+            (MState::Recovering, MOutcome::Ignored) => {}
+            (MState::Recovering, MOutcome::Success | MOutcome::Failure) => {
+                let ramp = self.config.ramp.expect("only a breaker with a ramp recovers");
+                self.ramp_history.push_back(outcome == MOutcome::Failure || slow);
+                if self.ramp_history.len() > ramp.window {
+                    self.ramp_history.pop_front();
+                }
+                if ramp.aborts(&self.ramp_history) {
+                    self.open(hint);
                 }
             }
             // Disabled: admitted and counted, never trips.
@@ -555,6 +761,15 @@ impl Model {
             }
             _ => assert_eq!((self.in_flight, in_slots), (0, 0)),
         }
+        if self.state == MState::Recovering {
+            let ramp = self.config.ramp.expect("only a breaker with a ramp recovers");
+            assert!(self.ramp_acc < ONE, "the accumulator never holds a whole call");
+            assert!(self.ramp_history.len() <= ramp.window);
+            assert!(!ramp.aborts(&self.ramp_history), "a history that aborts has aborted");
+            assert!(self.ramp_end <= round_up_to_millis(u128::from(self.entered_at) + u128::from(ramp.duration_ns)));
+        } else {
+            assert!(self.ramp_history.is_empty() && self.ramp_acc == 0);
+        }
         if let Some(n) = self.config.consecutive {
             assert!(self.streak < n || self.state != MState::Closed, "a full streak has tripped");
         }
@@ -563,7 +778,8 @@ impl Model {
         }
         for p in &self.held {
             assert!(p.generation <= self.generation);
-            assert!(matches!(p.admitted_in, MState::Closed | MState::HalfOpen | MState::Disabled));
+            // Open: admitted by shadow mode in place of a refusal.
+            assert!(p.admitted_in != MState::ForcedOpen);
         }
     }
 }
