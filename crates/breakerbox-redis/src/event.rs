@@ -51,6 +51,20 @@ pub enum FleetEvent {
         /// The fleet's epoch of this decision.
         epoch: u64,
     },
+    /// The fleet closed a breaker through its [recovery ramp](breakerbox::ramp) (the
+    /// probes succeeded on a replica whose breaker ramps), and this replica's breaker
+    /// follows it: [`Breaker::recover`](breakerbox::Breaker::recover) at the point of the
+    /// ramp Redis's clock gives, so that every replica admits the same fraction of calls
+    /// and closes at the same time.
+    Recovering {
+        /// The breaker.
+        breaker: String,
+        /// The fleet's epoch of this decision.
+        epoch: u64,
+        /// How far into the ramp the fleet was, by Redis's clock, when the decision was
+        /// read.
+        elapsed: Duration,
+    },
     /// This replica holds the fleet's probe lease for a breaker: its breaker goes
     /// half-open and sends the probes for the whole fleet.
     ProbeLease {
@@ -76,8 +90,9 @@ pub enum FleetEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FleetView {
-    /// The fleet's state: [`State::Closed`], [`State::Open`], or [`State::HalfOpen`]
-    /// (open, its wait passed, probing through the lease).
+    /// The fleet's state: [`State::Closed`], [`State::Open`], [`State::HalfOpen`]
+    /// (open, its wait passed, probing through the lease), or [`State::Recovering`]
+    /// (closed by a probe, its recovery ramp not yet over on this replica).
     pub state: State,
     /// The fleet's epoch: +1 on every fleet-wide transition.
     pub epoch: u64,

@@ -21,7 +21,8 @@ use crate::{FleetConfig, FleetError, FleetEvent, FleetStatus, FleetView};
 /// [`sync_interval`](FleetConfig::sync_interval) by diffing
 /// [`Breaker::metrics`], and pushes both to Redis, where Lua scripts own every fleet-wide
 /// transition. The fleet's decisions come back by pub/sub (and polling) and are applied
-/// with [`Breaker::hold_open`] and [`Breaker::close`].
+/// with [`Breaker::hold_open`], [`Breaker::close`] and, for a breaker with a recovery
+/// ramp, [`Breaker::recover`] (every replica ramps from the start Redis's clock gives).
 ///
 /// See the [crate documentation](crate) for the consistency model.
 ///

@@ -41,15 +41,18 @@
 //! |---|---|---|---|
 //! | any | snapshot: open, a newer epoch | Held | `hold_open` until the wait + a margin; `Opened` |
 //! | any | snapshot: closed, a newer epoch | Free | `close` if it was held; `Closed` |
+//! | any | snapshot: recovering, a newer epoch | Free | `recover(elapsed)` if it was held, or its breaker is closed or ramps out of step; `Recovering` |
+//! | any | snapshot: closed, the same epoch, while recovering | same | the fleet's ramp is over |
 //! | any | snapshot: an older epoch | same | `StaleIgnored` |
 //! | any | reply: a new incarnation (data loss) | same | `DataLost`; `report` restoring an open state it holds |
 //! | any | local: trip, reset, `force_open`, `disable` | Free | `report` (vote, or withdrawal) |
 //! | Held | timer: the fleet's wait is over | Asking | `probe` |
+//! | Held, shadow | timer: the fleet's wait is over | Held | hold on; `state` (a shadow replica never probes for the fleet) |
 //! | Asking | reply: granted | Probing | `hold_open(0)`: probe here; `ProbeLease` |
 //! | Asking | reply: another replica's lease | OtherProbing | then the timer holds until it ends |
 //! | Asking | reply: no lease yet | Held | look again at once |
 //! | OtherProbing | timer: that lease ran out | Asking | `probe` |
-//! | Probing | local: probes succeeded | Free | `probe_result` ok |
+//! | Probing | local: probes succeeded | Free | `probe_result` ok (with a ramp if the breaker began one) |
 //! | Probing | local: probe failed | Held | `probe_result` failed |
 //! | Probing | timer: its lease ran out | Asking | hold again; `probe` |
 //! | Held, Asking, OtherProbing | local: half-open (the hold lapsed) | same | hold again at once |
@@ -70,6 +73,36 @@
 //!   half-open, sends its probes, and its verdict goes to `probe_result`.
 //! - **OtherProbing**: held while another replica holds the lease; when that lease runs
 //!   out without a verdict, this replica asks for the next one.
+//!
+//! # The recovery ramp
+//!
+//! When the prober's breaker has a [recovery ramp](breakerbox::ramp), its probes'
+//! success puts it in `Recovering` rather than `Closed`; its verdict says so, and the
+//! script closes the fleet with the ramp's start taken from Redis's `TIME`. The fleet's
+//! state is then [`Fleetwide::Recovering`]: snapshots carry the time since that start by
+//! Redis's clock, and each replica turns it into a [`RampPoint`] on its own monotonic
+//! clock (as it does with an open wait's time remaining). A held breaker is released
+//! into the ramp at that point ([`Act::Recover`]) instead of closed, so every replica
+//! admits the same fraction of calls at the same moment and closes at the same time; so
+//! is a free breaker that is closed (a replica that joined, or reconnected, mid-ramp) or
+//! ramping out of step (by more than the margin) with the fleet. The prober's own ramp
+//! began when its probes succeeded, a round trip before Redis's start: in step, it is
+//! left alone. A ramp that aborts (`RampFailed`) is a trip: a vote. Redis does not know
+//! the ramp's length; once this replica's breaker reads closed at the end of the fleet's
+//! ramp, its next report says so, and the fleet's state is plain closed again (for
+//! replicas that join later), without a new epoch.
+//!
+//! # Shadow mode
+//!
+//! A breaker in [shadow mode](breakerbox::BreakerBuilder::shadow) (read at every step,
+//! so switching at run time takes effect at once) stays local: its trips are reported as
+//! would-be votes, which the script keeps apart and never counts toward the quorum, and
+//! its calls do not count toward the fleet's volume, so a shadow replica never opens
+//! the fleet for the enforcing ones. The fleet's own decisions are applied to it as to
+//! any breaker (held open, released into the ramp): a shadow breaker admits every call
+//! anyway, counting those it would have rejected in `Metrics::would_reject`. It never
+//! asks for the probe lease: held past the fleet's wait, it reads the fleet's state until
+//! the enforcing replicas' verdict.
 //!
 //! A breaker forced open or disabled by hand is never acted on (the fleet still records
 //! what it learns). Snapshots are applied in epoch order: an older epoch is ignored
@@ -99,6 +132,32 @@ pub(crate) enum Fleetwide {
     Closed,
     /// Open until this local instant (Redis's remaining time, turned into a deadline here).
     Open(Instant),
+    /// Closed by a probe that began the recovery ramp, at this point of it (Redis's time
+    /// since the ramp began, at a local instant), and not yet over here.
+    Recovering(RampPoint),
+}
+
+/// A point of a recovery ramp: `elapsed` into it at the local instant `at`. From Redis's
+/// elapsed time and the instant it was read, or from the instant this replica's breaker
+/// began its own ramp (elapsed zero). Two points are compared by their progress at one
+/// instant: no clock but this replica's monotonic one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RampPoint {
+    pub(crate) at: Instant,
+    pub(crate) elapsed: Duration,
+}
+
+impl RampPoint {
+    /// How far into the ramp at `now` (never before `at`).
+    pub(crate) fn elapsed_at(self, now: Instant) -> Duration {
+        self.elapsed + now.saturating_duration_since(self.at)
+    }
+
+    /// How far apart two ramps run: the difference of their progress at one instant.
+    fn skew(self, other: Self) -> Duration {
+        let t = self.at.max(other.at);
+        self.elapsed_at(t).abs_diff(other.elapsed_at(t))
+    }
 }
 
 /// The part this replica plays in the breaker's fleet state.
@@ -195,6 +254,8 @@ pub(crate) struct Reading {
     pub(crate) calls: u64,
     /// Failures since the breaker was built.
     pub(crate) failures: u64,
+    /// Whether the breaker is in shadow mode (every call admitted).
+    pub(crate) shadow: bool,
 }
 
 impl Reading {
@@ -212,6 +273,9 @@ pub(crate) enum Act {
     HoldOpen(Duration),
     /// [`Breaker::close`](breakerbox::Breaker::close).
     Close,
+    /// [`Breaker::recover`](breakerbox::Breaker::recover): into the recovery ramp, this
+    /// far into it (closed, without a ramp or past its end).
+    Recover(Duration),
 }
 
 /// What a step asks the worker to do: act on the breaker, then queue the operations,
@@ -277,6 +341,10 @@ pub(crate) struct Member {
     wake: Option<Instant>,
     /// When the fleet last acted on the breaker.
     acted_at: Option<Instant>,
+    /// Where the breaker's latest recovery ramp began: its own (its probes succeeded
+    /// here), or the fleet's (applied with [`Act::Recover`]). Forgotten when the breaker
+    /// trips or is reset by hand.
+    ramp: Option<RampPoint>,
 }
 
 // ===== impl Member: reads =====
@@ -295,6 +363,7 @@ impl Member {
             sent: (0, 0),
             wake: None,
             acted_at: None,
+            ramp: None,
         }
     }
 
@@ -313,7 +382,8 @@ impl Member {
         self.fleet == Fleetwide::Unknown
     }
 
-    /// The counts since the last report and the vote, if there is anything to say.
+    /// The counts since the last report, the vote, and the end of the fleet's recovery
+    /// ramp, if there is anything to say.
     pub(crate) fn report(&self, b: Reading) -> Option<Op> {
         let calls = b.calls.saturating_sub(self.sent.0);
         let failures = b.failures.saturating_sub(self.sent.1);
@@ -322,13 +392,37 @@ impl Member {
             Vote::Open { wait } => (1, wait),
             Vote::Withdraw => (-1, Duration::ZERO),
         };
-        (calls > 0 || vote != 0).then_some(Op::Report { calls, failures, vote, wait, restore: Duration::ZERO })
+        let ramp_done = self.ramp_done(b);
+        (calls > 0 || vote != 0 || ramp_done).then_some(Op::Report {
+            calls,
+            failures,
+            vote,
+            wait,
+            restore: Duration::ZERO,
+            ramp_done,
+            shadow: b.shadow,
+        })
+    }
+
+    /// Whether the breaker followed the fleet's recovery ramp and now reads closed: the
+    /// ramp is over (its length is the breaker's, which Redis does not know).
+    fn ramp_done(&self, b: Reading) -> bool {
+        match (self.fleet, self.ramp) {
+            (Fleetwide::Recovering(fleet), Some(own)) => b.state == State::Closed && self.in_step(own, fleet),
+            _ => false,
+        }
+    }
+
+    /// Whether two ramps run together, within the margin.
+    fn in_step(&self, a: RampPoint, b: RampPoint) -> bool {
+        a.skew(b) <= self.settings.margin
     }
 
     /// What [`Fleet::view`](crate::Fleet::view) shows at `now`.
     pub(crate) fn view(&self, now: Instant) -> FleetView {
         let (state, epoch) = match (self.fleet, &self.seen) {
             (Fleetwide::Open(until), Some(s)) => (if now >= until { State::HalfOpen } else { State::Open }, s.epoch),
+            (Fleetwide::Recovering(_), Some(s)) => (State::Recovering, s.epoch),
             (_, Some(s)) => (State::Closed, s.epoch),
             (_, None) => (State::Closed, 0),
         };
@@ -358,12 +452,12 @@ impl Member {
         match (t.to, t.reason) {
             // A ramp that aborts reopens the breaker as a trip does.
             (State::Open, Reason::Tripped | Reason::RampFailed) => {
-                (self.vote, self.role) = (Vote::Open { wait }, Role::Free);
+                (self.vote, self.role, self.ramp) = (Vote::Open { wait }, Role::Free, None);
                 op = self.report(b);
             }
             (State::Open, Reason::ProbeFailed) => match self.role {
                 Role::Probing { lease, .. } => {
-                    op = Some(Op::ProbeResult { lease, ok: false, wait });
+                    op = Some(Op::ProbeResult { lease, ok: false, wait, ramp: false });
                     (self.role, self.wake) = (Role::Held { until: Some(now + wait) }, Some(now + wait));
                 }
                 // A probe without the lease: the hold lapsed. Hold again.
@@ -373,24 +467,36 @@ impl Member {
                     op = self.report(b);
                 }
             },
-            // With a recovery ramp, the probes' success begins it: for the fleet, a close.
-            (State::Closed | State::Recovering, Reason::ProbesSucceeded) => match self.role {
-                Role::Probing { lease, .. } => {
-                    op = Some(Op::ProbeResult { lease, ok: true, wait: Duration::ZERO });
-                    self.role = Role::Free;
+            // With a recovery ramp, the probes' success begins it: for the fleet, a close
+            // that begins the fleet's ramp, by Redis's clock.
+            (State::Closed | State::Recovering, Reason::ProbesSucceeded) => {
+                let ramp = t.to == State::Recovering;
+                if ramp {
+                    self.ramp = Some(RampPoint { at: t.at, elapsed: Duration::ZERO });
                 }
-                role if role.is_held() && !degraded => self.wake = Some(now),
-                _ => {
-                    self.vote = self.vote.withdrawn();
-                    op = self.report(b);
+                match self.role {
+                    Role::Probing { lease, .. } => {
+                        op = Some(Op::ProbeResult { lease, ok: true, wait: Duration::ZERO, ramp });
+                        self.role = Role::Free;
+                    }
+                    role if role.is_held() && !degraded => self.wake = Some(now),
+                    _ => {
+                        self.vote = self.vote.withdrawn();
+                        op = self.report(b);
+                    }
                 }
-            },
+            }
             (State::HalfOpen, _) if self.role.holds_without_lease() && !degraded => {
                 // The hold lapsed before it was extended: hold again at once.
                 (self.role, self.wake) = (self.role.with_until(None), Some(now));
             }
             (State::Closed | State::ForcedOpen | State::Disabled, _) => {
-                // Reset, forced open or disabled by hand: the fleet no longer holds it.
+                // Reset, forced open or disabled by hand (or its ramp ran its course): the
+                // fleet no longer holds it. A breaker that finished the fleet's ramp
+                // reports it (`report` sees it closed).
+                if t.reason != Reason::RampCompleted {
+                    self.ramp = None;
+                }
                 (self.vote, self.role) = (self.vote.withdrawn(), Role::Free);
                 op = self.report(b);
             }
@@ -460,9 +566,16 @@ impl Member {
             self.wake = Some(lease_until);
         } else if !matches!(self.role, Role::Asking { .. }) {
             self.hold(now + margin, now, &mut fx);
-            self.role = Role::Asking { until: self.role.held_until() };
             self.wake = Some(now + margin);
-            fx.ops.push(Op::Probe);
+            if b.shadow {
+                // A shadow replica never probes for the fleet: held on (admitting every
+                // call, as shadow mode does), it reads the fleet's state until the
+                // enforcing replicas' verdict.
+                fx.ops.push(Op::State);
+            } else {
+                self.role = Role::Asking { until: self.role.held_until() };
+                fx.ops.push(Op::Probe);
+            }
         }
         fx
     }
@@ -533,7 +646,15 @@ impl Member {
                     // of it; the reply (or another replica's restore) is applied then.
                     let restore = until.saturating_duration_since(now).max(Duration::from_millis(1));
                     self.seen = Some(Seen { inc: snap.inc.clone(), epoch: snap.epoch, reapply: true });
-                    fx.ops.push(Op::Report { calls: 0, failures: 0, vote: 0, wait: Duration::ZERO, restore });
+                    fx.ops.push(Op::Report {
+                        calls: 0,
+                        failures: 0,
+                        vote: 0,
+                        wait: Duration::ZERO,
+                        restore,
+                        ramp_done: false,
+                        shadow: false,
+                    });
                     return;
                 }
             } else if snap.epoch < seen.epoch {
@@ -544,6 +665,10 @@ impl Member {
                 });
                 return;
             } else if snap.epoch == seen.epoch && !seen.reapply {
+                if snap.code == Code::Closed && matches!(self.fleet, Fleetwide::Recovering(_)) {
+                    // A replica's breaker finished the fleet's ramp: plain closed again.
+                    self.fleet = Fleetwide::Closed;
+                }
                 return;
             }
         }
@@ -559,6 +684,33 @@ impl Member {
                 }
                 if held || was_open {
                     fx.events.push(FleetEvent::Closed { breaker: self.name.clone(), epoch: snap.epoch });
+                }
+                self.role = Role::Free;
+            }
+            Code::Recovering => {
+                let was_open = matches!(self.fleet, Fleetwide::Open(_));
+                let point = RampPoint { at: now, elapsed: snap.ramp };
+                (self.fleet, self.wake) = (Fleetwide::Recovering(point), None);
+                let held = self.role.is_held();
+                // Released into the fleet's ramp: a held breaker; a free one that is
+                // closed (joined or reconnected mid-ramp) or ramps out of step. Not one
+                // open or probing on its own policy (its vote and probes decide), nor one
+                // already in step (the prober, or a replica that followed the ramp).
+                let out_of_step = match b.state {
+                    State::Closed | State::Recovering => self.ramp.is_none_or(|own| !self.in_step(own, point)),
+                    _ => false,
+                };
+                let acts = !b.manual() && (held || out_of_step);
+                if acts {
+                    fx.acts.push(Act::Recover(snap.ramp));
+                    self.ramp = Some(point);
+                }
+                if held || was_open || acts {
+                    fx.events.push(FleetEvent::Recovering {
+                        breaker: self.name.clone(),
+                        epoch: snap.epoch,
+                        elapsed: snap.ramp,
+                    });
                 }
                 self.role = Role::Free;
             }
@@ -604,7 +756,7 @@ impl Member {
                 }
             }
             Code::Open => self.fleet = Fleetwide::Open(now + snap.remaining),
-            Code::HalfOpen | Code::Closed => {}
+            Code::HalfOpen | Code::Closed | Code::Recovering => {}
         }
         self.wake = Some(now);
     }
@@ -661,6 +813,11 @@ mod tests {
         Snapshot::new(code, epoch, ms(remaining), INC.to_owned())
     }
 
+    /// Closed by a probe that began the recovery ramp, `elapsed` ms ago by Redis's clock.
+    fn ramping(epoch: u64, elapsed: u64) -> Snapshot {
+        Snapshot { ramp: ms(elapsed), ..snap(Code::Recovering, epoch, 0) }
+    }
+
     fn granted(mut s: Snapshot) -> Snapshot {
         s.granted = true;
         s
@@ -678,7 +835,7 @@ mod tests {
 
     /// A breaker in `state` that has seen 3 calls, all failures.
     fn reading(state: State) -> Reading {
-        Reading { state, calls: 3, failures: 3 }
+        Reading { state, calls: 3, failures: 3, shadow: false }
     }
 
     fn local(clock: Clock, to: State, reason: Reason, at: u64) -> LocalTransition {
@@ -776,6 +933,12 @@ mod tests {
         Tripped,
         ProbeFailed,
         ProbesSucceeded,
+        /// The probes succeeded and the breaker began its recovery ramp.
+        ProbesSucceededRamping,
+        /// The ramp aborted: reopened.
+        RampFailed,
+        /// The ramp ran its course: closed.
+        RampCompleted,
         /// Open to half-open: a hold that lapsed.
         WaitElapsed,
         Reset,
@@ -783,10 +946,13 @@ mod tests {
         Disabled,
     }
 
-    const CHANGES: [Change; 7] = [
+    const CHANGES: [Change; 10] = [
         Change::Tripped,
         Change::ProbeFailed,
         Change::ProbesSucceeded,
+        Change::ProbesSucceededRamping,
+        Change::RampFailed,
+        Change::RampCompleted,
         Change::WaitElapsed,
         Change::Reset,
         Change::ForcedOpen,
@@ -796,6 +962,8 @@ mod tests {
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     enum Pushed {
         NewerClosed,
+        /// Closed by a probe that began the recovery ramp, 500 ms ago by Redis's clock.
+        NewerRecovering,
         NewerOpen,
         SameEpoch,
         OlderEpoch,
@@ -817,6 +985,8 @@ mod tests {
         Late,
         /// t = 2100, with the breaker forced open by hand.
         Manual,
+        /// t = 2100, with the breaker in shadow mode.
+        Shadow,
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -841,12 +1011,19 @@ mod tests {
         }
         all.push(Input::Overridden);
         all.extend(
-            [Pushed::NewerClosed, Pushed::NewerOpen, Pushed::SameEpoch, Pushed::OlderEpoch, Pushed::OtherIncarnation]
-                .map(Input::Push),
+            [
+                Pushed::NewerClosed,
+                Pushed::NewerRecovering,
+                Pushed::NewerOpen,
+                Pushed::SameEpoch,
+                Pushed::OlderEpoch,
+                Pushed::OtherIncarnation,
+            ]
+            .map(Input::Push),
         );
         all.push(Input::DataLoss);
         all.extend([Answer::Granted, Answer::LeaseElsewhere, Answer::StillOpen].map(Input::Probe));
-        all.extend([Timer::Soon, Timer::Late, Timer::Manual].map(Input::Timer));
+        all.extend([Timer::Soon, Timer::Late, Timer::Manual, Timer::Shadow].map(Input::Timer));
         all.extend([WhenUnreachable::Local, WhenUnreachable::Open].map(Input::Degraded));
         all.push(Input::UnreachableTick);
         all
@@ -866,9 +1043,14 @@ mod tests {
         match *op {
             Op::State => "state".to_owned(),
             Op::Report { restore, .. } if restore > Duration::ZERO => format!("restore {}ms", restore.as_millis()),
-            Op::Report { calls, failures, vote, .. } => format!("report {calls}/{failures} vote {vote}"),
+            Op::Report { calls, failures, vote, ramp_done, shadow, .. } => format!(
+                "report {calls}/{failures} vote {vote}{}{}",
+                if ramp_done { " ramp done" } else { "" },
+                if shadow { " shadow" } else { "" }
+            ),
             Op::Probe => "probe".to_owned(),
-            Op::ProbeResult { ok: true, .. } => "verdict ok".to_owned(),
+            Op::ProbeResult { ok: true, ramp: false, .. } => "verdict ok".to_owned(),
+            Op::ProbeResult { ok: true, ramp: true, .. } => "verdict ok ramp".to_owned(),
             Op::ProbeResult { ok: false, wait, .. } => format!("verdict failed {}ms", wait.as_millis()),
         }
     }
@@ -877,6 +1059,7 @@ mod tests {
         match e {
             FleetEvent::Opened { .. } => "opened",
             FleetEvent::Closed { .. } => "closed",
+            FleetEvent::Recovering { .. } => "recovering",
             FleetEvent::ProbeLease { .. } => "lease",
             FleetEvent::StaleIgnored { .. } => "stale",
             FleetEvent::DataLost { .. } => "data lost",
@@ -901,6 +1084,9 @@ mod tests {
                     Change::Tripped => (State::Open, Reason::Tripped),
                     Change::ProbeFailed => (State::Open, Reason::ProbeFailed),
                     Change::ProbesSucceeded => (State::Closed, Reason::ProbesSucceeded),
+                    Change::ProbesSucceededRamping => (State::Recovering, Reason::ProbesSucceeded),
+                    Change::RampFailed => (State::Open, Reason::RampFailed),
+                    Change::RampCompleted => (State::Closed, Reason::RampCompleted),
                     Change::WaitElapsed => (State::HalfOpen, Reason::WaitElapsed),
                     Change::Reset => (State::Closed, Reason::Reset),
                     Change::ForcedOpen => (State::ForcedOpen, Reason::ForcedOpen),
@@ -916,6 +1102,7 @@ mod tests {
             Input::Push(p) => {
                 let s = match p {
                     Pushed::NewerClosed => snap(Code::Closed, 3, 0),
+                    Pushed::NewerRecovering => ramping(3, 500),
                     Pushed::NewerOpen => snap(Code::Open, 3, 3_000),
                     Pushed::SameEpoch => same,
                     Pushed::OlderEpoch => snap(Code::Open, 0, 3_000),
@@ -940,6 +1127,9 @@ mod tests {
             Input::Timer(Timer::Manual) => {
                 run(&mut m, clock, 2_100, |m, now| m.on_timer(now, reading(State::ForcedOpen)))
             }
+            Input::Timer(Timer::Shadow) => {
+                run(&mut m, clock, 2_100, |m, now| m.on_timer(now, Reading { shadow: true, ..here }))
+            }
             Input::Degraded(_) => run(&mut m, clock, 2_100, |m, now| m.on_degraded(now, here)),
             Input::UnreachableTick => run(&mut m, clock, 2_100, |m, now| m.on_unreachable_tick(now, here)),
         };
@@ -959,8 +1149,11 @@ mod tests {
         let report = |vote: i8| vec![format!("report 3/3 vote {vote}")];
         let hold = |ms: u64| vec![Act::HoldOpen(Duration::from_millis(ms))];
         match (kind, input) {
-            // Local transitions, Redis reachable.
-            (_, Input::Local(Change::Tripped, false)) => Out { role: Free, ops: report(1), ..same },
+            // Local transitions, Redis reachable. A ramp that aborts is a trip; one that
+            // completes, a reset.
+            (_, Input::Local(Change::Tripped | Change::RampFailed, false)) => {
+                Out { role: Free, ops: report(1), ..same }
+            }
             (Free, Input::Local(Change::ProbeFailed, false)) => Out { ops: report(1), ..same },
             (Held | Asking | OtherProbing, Input::Local(Change::ProbeFailed, false)) => {
                 Out { wake: Some(2_100), ..same }
@@ -968,30 +1161,41 @@ mod tests {
             (Probing, Input::Local(Change::ProbeFailed, false)) => {
                 Out { role: Held, ops: vec!["verdict failed 5000ms".to_owned()], wake: Some(7_100), ..same }
             }
-            (Free, Input::Local(Change::ProbesSucceeded, false)) => Out { ops: report(0), ..same },
-            (Held | Asking | OtherProbing, Input::Local(Change::ProbesSucceeded, false)) => {
-                Out { wake: Some(2_100), ..same }
+            (Free, Input::Local(Change::ProbesSucceeded | Change::ProbesSucceededRamping, false)) => {
+                Out { ops: report(0), ..same }
             }
+            (
+                Held | Asking | OtherProbing,
+                Input::Local(Change::ProbesSucceeded | Change::ProbesSucceededRamping, false),
+            ) => Out { wake: Some(2_100), ..same },
             (Probing, Input::Local(Change::ProbesSucceeded, false)) => {
                 Out { role: Free, ops: vec!["verdict ok".to_owned()], ..same }
+            }
+            (Probing, Input::Local(Change::ProbesSucceededRamping, false)) => {
+                Out { role: Free, ops: vec!["verdict ok ramp".to_owned()], ..same }
             }
             (Free | Probing, Input::Local(Change::WaitElapsed, _)) => same,
             (Held | Asking | OtherProbing, Input::Local(Change::WaitElapsed, false)) => {
                 Out { wake: Some(2_100), ..same }
             }
-            (_, Input::Local(Change::Reset | Change::ForcedOpen | Change::Disabled, false)) => {
+            (_, Input::Local(Change::RampCompleted | Change::Reset | Change::ForcedOpen | Change::Disabled, false)) => {
                 Out { role: Free, ops: report(0), ..same }
             }
             // Local transitions while Redis is unreachable: decided, never sent.
-            (_, Input::Local(Change::Tripped, true)) => Out { role: Free, ..same },
+            (_, Input::Local(Change::Tripped | Change::RampFailed, true)) => Out { role: Free, ..same },
             (Free | Held | Asking | OtherProbing, Input::Local(Change::ProbeFailed, true)) => {
                 Out { role: Free, ..same }
             }
             (Probing, Input::Local(Change::ProbeFailed, true)) => Out { role: Held, wake: Some(7_100), ..same },
-            (Free | Held | Asking | OtherProbing, Input::Local(Change::ProbesSucceeded, true)) => same,
-            (Probing, Input::Local(Change::ProbesSucceeded, true)) => Out { role: Free, ..same },
+            (
+                Free | Held | Asking | OtherProbing,
+                Input::Local(Change::ProbesSucceeded | Change::ProbesSucceededRamping, true),
+            ) => same,
+            (Probing, Input::Local(Change::ProbesSucceeded | Change::ProbesSucceededRamping, true)) => {
+                Out { role: Free, ..same }
+            }
             (Held | Asking | OtherProbing, Input::Local(Change::WaitElapsed, true)) => same,
-            (_, Input::Local(Change::Reset | Change::ForcedOpen | Change::Disabled, true)) => {
+            (_, Input::Local(Change::RampCompleted | Change::Reset | Change::ForcedOpen | Change::Disabled, true)) => {
                 Out { role: Free, ..same }
             }
             // The fleet acted on the breaker after this trip: only a free breaker, never
@@ -1003,6 +1207,15 @@ mod tests {
             (Held | Asking | Probing | OtherProbing, Input::Push(Pushed::NewerClosed)) => {
                 Out { role: Free, acts: vec![Act::Close], events: vec!["closed"], wake: None, ..same }
             }
+            // Recovering: every breaker enters the fleet's ramp where Redis's clock puts it,
+            // the free one (closed) too: it never ramped.
+            (_, Input::Push(Pushed::NewerRecovering)) => Out {
+                role: Free,
+                acts: vec![Act::Recover(Duration::from_millis(500))],
+                events: vec!["recovering"],
+                wake: None,
+                ..same
+            },
             (_, Input::Push(Pushed::NewerOpen)) => {
                 Out { role: Held, acts: hold(3_200), events: vec!["opened"], wake: Some(5_100), ..same }
             }
@@ -1037,6 +1250,13 @@ mod tests {
                 Out { role: Asking, acts: hold(200), ops: vec!["probe".to_owned()], wake: Some(3_300), ..same }
             }
             (_, Input::Timer(Timer::Manual)) => Out { wake: None, ..same },
+            // A shadow replica holds on and reads the state where others ask for the lease.
+            (Free | Asking, Input::Timer(Timer::Shadow)) => Out { wake: None, ..same },
+            (Held, Input::Timer(Timer::Shadow)) => {
+                Out { acts: hold(200), ops: vec!["state".to_owned()], wake: Some(2_300), ..same }
+            }
+            (OtherProbing, Input::Timer(Timer::Shadow)) => Out { acts: hold(610), wake: Some(2_510), ..same },
+            (Probing, Input::Timer(Timer::Shadow)) => same,
             // Redis unreachable: back to the breaker's own policy, with what is left of
             // the fleet's wait (nothing, here), or held open.
             (Free | Probing, Input::Degraded(WhenUnreachable::Local)) => Out { role: Free, wake: None, ..same },
@@ -1061,7 +1281,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 * 30);
+        assert_eq!(checked, 5 * 38);
     }
 
     // ===== scenarios, as the integration tests play them against a real server =====
@@ -1075,11 +1295,11 @@ mod tests {
     }
 
     fn closed(calls: u64, failures: u64) -> Reading {
-        Reading { state: State::Closed, calls, failures }
+        Reading { state: State::Closed, calls, failures, shadow: false }
     }
 
     fn open(calls: u64, failures: u64) -> Reading {
-        Reading { state: State::Open, calls, failures }
+        Reading { state: State::Open, calls, failures, shadow: false }
     }
 
     fn trip(clock: Clock, m: &mut Member, at: u64, wait: u64, b: Reading) -> Effects {
@@ -1092,7 +1312,7 @@ mod tests {
     }
 
     fn vote(calls: u64, failures: u64, vote: i8, wait: u64) -> Op {
-        Op::Report { calls, failures, vote, wait: ms(wait), restore: Duration::ZERO }
+        Op::Report { calls, failures, vote, wait: ms(wait), restore: Duration::ZERO, ramp_done: false, shadow: false }
     }
 
     #[test]
@@ -1160,12 +1380,12 @@ mod tests {
         // The probes succeed: the prober sends the verdict and is free again.
         let t = local(clock, State::Closed, Reason::ProbesSucceeded, 1_100);
         let fx = run(&mut fleet[0], clock, 1_100, |m, now| m.on_local(&t, now, false, closed(1, 0)));
-        assert_eq!(fx.ops, vec![Op::ProbeResult { lease: 1, ok: true, wait: Duration::ZERO }]);
+        assert_eq!(fx.ops, vec![Op::ProbeResult { lease: 1, ok: true, wait: Duration::ZERO, ramp: false }]);
         assert_eq!(fleet[0].role, Role::Free);
         // The verdict's reply closes the fleet at epoch 2: nothing to do to its own
         // (closed) breaker; every other replica closes its breaker.
         let closed_at_2 = snap(Code::Closed, 2, 0);
-        let verdict = Op::ProbeResult { lease: 1, ok: true, wait: Duration::ZERO };
+        let verdict = Op::ProbeResult { lease: 1, ok: true, wait: Duration::ZERO, ramp: false };
         let fx = run(&mut fleet[0], clock, 1_101, |m, now| m.on_reply(&verdict, &closed_at_2, now, closed(1, 0)));
         assert_eq!((fx.acts, fx.events.len()), (vec![], 1));
         for m in &mut fleet[1..] {
@@ -1188,7 +1408,7 @@ mod tests {
         let mut m = fixture(clock, Kind::Probing, WhenUnreachable::Local);
         let t = LocalTransition { open_for: Some(ms(3_000)), ..local(clock, State::Open, Reason::ProbeFailed, 2_100) };
         let fx = run(&mut m, clock, 2_100, |m, now| m.on_local(&t, now, false, open(4, 1)));
-        let verdict = Op::ProbeResult { lease: 7, ok: false, wait: ms(3_000) };
+        let verdict = Op::ProbeResult { lease: 7, ok: false, wait: ms(3_000), ramp: false };
         assert_eq!(fx.ops, vec![verdict]);
         assert_eq!(m.role, Role::Held { until: Some(clock.at(5_100)) });
         let fx = run(&mut m, clock, 2_101, |m, now| m.on_reply(&verdict, &snap(Code::Open, 3, 3_000), now, open(4, 1)));
@@ -1210,7 +1430,7 @@ mod tests {
         // And a prober whose own lease ran out without a verdict asks again too.
         let mut p = fixture(clock, Kind::Probing, WhenUnreachable::Local);
         let fx = run(&mut p, clock, 3_010, |m, now| {
-            m.on_timer(now, Reading { state: State::HalfOpen, calls: 0, failures: 0 })
+            m.on_timer(now, Reading { state: State::HalfOpen, calls: 0, failures: 0, shadow: false })
         });
         assert_eq!(fx.ops, vec![Op::Probe]);
         assert_eq!(fx.acts, vec![Act::HoldOpen(ms(MARGIN))], "held again meanwhile");
@@ -1254,7 +1474,15 @@ mod tests {
         let empty = incarnation(snap(Code::Closed, 0, 0), "inc-b");
         let fx = run(&mut m, clock, 400, |m, now| m.on_reply(&Op::State, &empty, now, open(0, 0)));
         assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
-        let restore = Op::Report { calls: 0, failures: 0, vote: 0, wait: Duration::ZERO, restore: ms(1_100) };
+        let restore = Op::Report {
+            calls: 0,
+            failures: 0,
+            vote: 0,
+            wait: Duration::ZERO,
+            restore: ms(1_100),
+            ramp_done: false,
+            shadow: false,
+        };
         assert_eq!(fx.ops, vec![restore], "what is left of the fleet's wait");
         assert!(fx.acts.is_empty(), "still held meanwhile");
         assert_eq!(m.seen(), ("inc-b", 0));
@@ -1316,7 +1544,7 @@ mod tests {
     fn manual_overrides_are_left_alone() {
         let clock = Clock::new();
         let mut m = replica(clock, WhenUnreachable::Open);
-        let disabled = Reading { state: State::Disabled, calls: 0, failures: 0 };
+        let disabled = Reading { state: State::Disabled, calls: 0, failures: 0, shadow: false };
         let fx = run(&mut m, clock, 100, |m, now| m.on_push(&snap(Code::Open, 1, 1_000), now, disabled));
         assert!(fx.acts.is_empty());
         assert_eq!(fx.events, vec![opened(1, 1_000)], "learned, not applied");
@@ -1379,5 +1607,192 @@ mod tests {
         assert!(!m.needs_read());
         assert_eq!(m.view(clock.at(999)).state, State::Open);
         assert_eq!(m.view(clock.at(1_000)).state, State::HalfOpen);
+    }
+
+    // ===== the recovery ramp =====
+
+    fn recovering(calls: u64, failures: u64) -> Reading {
+        Reading { state: State::Recovering, calls, failures, shadow: false }
+    }
+
+    fn ramp_done(calls: u64, failures: u64) -> Op {
+        Op::Report {
+            calls,
+            failures,
+            vote: 0,
+            wait: Duration::ZERO,
+            restore: Duration::ZERO,
+            ramp_done: true,
+            shadow: false,
+        }
+    }
+
+    #[test]
+    fn the_probers_ramp_starts_the_fleets_and_every_replica_ramps_from_redis_time() {
+        let clock = Clock::new();
+        let mut fleet: Vec<Member> = (0..3).map(|_| replica(clock, WhenUnreachable::Local)).collect();
+        for m in &mut fleet {
+            let _ = run(m, clock, 0, |m, now| m.on_push(&snap(Code::Open, 1, 1_000), now, closed(0, 0)));
+            let _ = run(m, clock, 1_000, |m, now| m.on_timer(now, open(0, 0)));
+        }
+        let _ = run(&mut fleet[0], clock, 1_005, |m, now| {
+            m.on_reply(&Op::Probe, &granted(lease(snap(Code::HalfOpen, 1, 0), 1, 10_000)), now, open(0, 0))
+        });
+        for m in &mut fleet[1..] {
+            let answer = lease(snap(Code::HalfOpen, 1, 0), 1, 9_990);
+            let _ = run(m, clock, 1_010, |m, now| m.on_reply(&Op::Probe, &answer, now, open(0, 0)));
+        }
+        // The probes succeed and the prober's breaker begins its ramp: the verdict says so.
+        let t = local(clock, State::Recovering, Reason::ProbesSucceeded, 1_100);
+        let fx = run(&mut fleet[0], clock, 1_100, |m, now| m.on_local(&t, now, false, recovering(1, 0)));
+        let verdict = Op::ProbeResult { lease: 1, ok: true, wait: Duration::ZERO, ramp: true };
+        assert_eq!(fx.ops, vec![verdict]);
+        // The script starts the fleet's ramp at its own TIME, 2 ms after the prober's: in
+        // step, the prober's breaker is left alone.
+        let fx = run(&mut fleet[0], clock, 1_104, |m, now| m.on_reply(&verdict, &ramping(2, 2), now, recovering(1, 0)));
+        assert!(fx.acts.is_empty(), "{fx:?}");
+        assert_eq!(fx.events, vec![FleetEvent::Recovering { breaker: "b".to_owned(), epoch: 2, elapsed: ms(2) }]);
+        // The others learn it at different instants, each with Redis's elapsed time, and
+        // enter the ramp at that point: the same start for all, whatever their clocks.
+        for (i, m) in fleet[1..].iter_mut().enumerate() {
+            let (at, elapsed) = (1_103 + 5 * i as u64, 1 + 5 * i as u64);
+            let fx = run(m, clock, at, |m, now| m.on_push(&ramping(2, elapsed), now, open(0, 0)));
+            assert_eq!(fx.acts, vec![Act::Recover(ms(elapsed))]);
+            assert_eq!(
+                fx.events,
+                vec![FleetEvent::Recovering { breaker: "b".to_owned(), epoch: 2, elapsed: ms(elapsed) }]
+            );
+            assert_eq!(m.role, Role::Free);
+            let Fleetwide::Recovering(p) = m.fleet else { panic!("{:?}", m.fleet) };
+            assert_eq!(clock.ms(p.at) - p.elapsed.as_millis() as u64, 1_102, "the fleet's start, on this clock");
+        }
+        for m in &fleet {
+            let v = m.view(clock.at(1_200));
+            assert_eq!((v.state, v.epoch, v.held), (State::Recovering, 2, false));
+            assert_eq!(m.wake(), None);
+        }
+        // While ramping, counts and votes go on as when closed; nothing says the ramp ended.
+        assert_eq!(fleet[1].report(recovering(0, 0)), None);
+        assert_eq!(fleet[1].report(recovering(4, 0)), Some(vote(4, 0, 0, 0)));
+
+        // The ramp is over on a follower (its breaker reads closed): its next report says
+        // so, and once Redis drops the ramp the fleet's state is plain closed again.
+        let done = fleet[1].report(closed(0, 0));
+        assert_eq!(done, Some(ramp_done(0, 0)));
+        let fx = run(&mut fleet[1], clock, 3_110, |m, now| {
+            m.on_reply(&ramp_done(0, 0), &granted(snap(Code::Closed, 2, 0)), now, closed(0, 0))
+        });
+        assert_eq!(fx, Effects::default(), "no new epoch: nothing to apply");
+        assert_eq!(fleet[1].view(clock.at(3_110)).state, State::Closed);
+        assert_eq!(fleet[1].report(closed(0, 0)), None);
+        // Another replica reads the plain closed state at the same epoch: so is its view.
+        let fx = run(&mut fleet[2], clock, 3_120, |m, now| {
+            m.on_reply(&Op::State, &snap(Code::Closed, 2, 0), now, closed(0, 0))
+        });
+        assert_eq!(fx, Effects::default());
+        assert_eq!(fleet[2].view(clock.at(3_120)).state, State::Closed);
+        // The prober's ramp completes (a call saw it): it reports too, until it learns.
+        let t = local(clock, State::Closed, Reason::RampCompleted, 3_099);
+        let fx = run(&mut fleet[0], clock, 3_099, |m, now| m.on_local(&t, now, false, closed(1, 0)));
+        assert_eq!(fx.ops, vec![ramp_done(1, 0)]);
+    }
+
+    #[test]
+    fn a_replica_joining_or_reconnecting_mid_ramp_enters_it_at_redis_elapsed() {
+        let clock = Clock::new();
+        // A replica that starts 700 ms into the fleet's ramp.
+        let mut late = Member::new("b".to_owned(), settings(WhenUnreachable::Local));
+        let fx = run(&mut late, clock, 5_000, |m, now| m.on_reply(&Op::State, &ramping(4, 700), now, closed(0, 0)));
+        assert_eq!(fx.acts, vec![Act::Recover(ms(700))]);
+        assert_eq!(late.view(clock.at(5_000)).state, State::Recovering);
+
+        // A replica that followed the ramp, then lost Redis for a while (deciding
+        // locally, its breaker ramping on): on rejoining, the same epoch is applied again,
+        // and finds it in step.
+        let fx = run(&mut late, clock, 5_100, |m, now| m.on_degraded(now, recovering(0, 0)));
+        assert!(fx.acts.is_empty());
+        let fx =
+            run(&mut late, clock, 5_900, |m, now| m.on_reply(&Op::State, &ramping(4, 1_601), now, recovering(0, 0)));
+        assert!(fx.acts.is_empty(), "in step: its ramp is not restarted");
+        // And once its ramp is over, a rejoin that still reads the ramp leaves it closed.
+        let _ = run(&mut late, clock, 6_000, |m, now| m.on_degraded(now, closed(0, 0)));
+        let fx = run(&mut late, clock, 9_000, |m, now| m.on_reply(&Op::State, &ramping(4, 4_700), now, closed(0, 0)));
+        assert!(fx.acts.is_empty(), "{fx:?}");
+        assert_eq!(late.report(closed(0, 0)), Some(ramp_done(0, 0)), "and says the ramp is over");
+
+        // A replica whose breaker probed on its own while Redis was away, and ramps out of
+        // step with the fleet, is moved to the fleet's point; one open on its own is not.
+        let mut own = replica(clock, WhenUnreachable::Local);
+        let _ = run(&mut own, clock, 0, |m, now| m.on_push(&snap(Code::Open, 1, 1_000), now, closed(0, 0)));
+        let _ = run(&mut own, clock, 500, |m, now| m.on_degraded(now, open(0, 0)));
+        let t = local(clock, State::Recovering, Reason::ProbesSucceeded, 1_000);
+        let _ = run(&mut own, clock, 1_000, |m, now| m.on_local(&t, now, true, recovering(1, 0)));
+        let fx = run(&mut own, clock, 2_000, |m, now| m.on_reply(&Op::State, &ramping(2, 300), now, recovering(1, 0)));
+        assert_eq!(fx.acts, vec![Act::Recover(ms(300))], "1000 ms into its own ramp, 300 into the fleet's");
+        let mut tripped = replica(clock, WhenUnreachable::Local);
+        let _ = trip(clock, &mut tripped, 100, 1_000, open(3, 3));
+        let fx = run(&mut tripped, clock, 200, |m, now| m.on_push(&ramping(1, 50), now, open(3, 3)));
+        assert!(fx.acts.is_empty(), "open on its own policy: its vote and probes decide");
+    }
+
+    #[test]
+    fn redis_losing_its_data_mid_ramp_leaves_the_ramps_running() {
+        let clock = Clock::new();
+        let mut m = replica(clock, WhenUnreachable::Local);
+        let _ = run(&mut m, clock, 0, |m, now| m.on_push(&snap(Code::Open, 1, 1_000), now, closed(0, 0)));
+        let _ = run(&mut m, clock, 1_200, |m, now| m.on_push(&ramping(2, 5), now, open(0, 0)));
+        let empty = incarnation(snap(Code::Closed, 0, 0), "inc-b");
+        let fx = run(&mut m, clock, 1_500, |m, now| m.on_reply(&Op::State, &empty, now, recovering(0, 0)));
+        assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
+        assert!(fx.acts.is_empty() && fx.ops.is_empty(), "nothing to restore: the breaker ramps on, in step");
+        assert_eq!(m.view(clock.at(1_500)).state, State::Closed);
+    }
+
+    #[test]
+    fn a_ramp_that_aborts_is_a_trip() {
+        let clock = Clock::new();
+        let mut m = replica(clock, WhenUnreachable::Local);
+        let _ = run(&mut m, clock, 0, |m, now| m.on_push(&ramping(1, 0), now, closed(0, 0)));
+        let t = LocalTransition { open_for: Some(ms(2_000)), ..local(clock, State::Open, Reason::RampFailed, 300) };
+        let fx = run(&mut m, clock, 300, |m, now| m.on_local(&t, now, false, open(6, 3)));
+        assert_eq!(fx.ops, vec![vote(6, 3, 1, 2_000)]);
+        assert_eq!(m.report(open(6, 3)), Some(vote(6, 3, 1, 2_000)), "no ramp end from an open breaker");
+    }
+
+    // ===== shadow mode =====
+
+    fn shadow(state: State, calls: u64, failures: u64) -> Reading {
+        Reading { state, calls, failures, shadow: true }
+    }
+
+    #[test]
+    fn a_shadow_replica_reports_would_be_votes_and_never_probes() {
+        let clock = Clock::new();
+        let mut m = replica(clock, WhenUnreachable::Local);
+        // Its breaker trips (admitting every call all the same): a would-be vote.
+        let fx = trip(clock, &mut m, 100, 1_000, shadow(State::Open, 5, 5));
+        let would_be = Op::Report {
+            calls: 5,
+            failures: 5,
+            vote: 1,
+            wait: ms(1_000),
+            restore: Duration::ZERO,
+            ramp_done: false,
+            shadow: true,
+        };
+        assert_eq!(fx.ops, vec![would_be]);
+        // The fleet is opened by enforcing replicas: the shadow breaker is held like any.
+        let fx =
+            run(&mut m, clock, 200, |m, now| m.on_push(&snap(Code::Open, 1, 1_000), now, shadow(State::Open, 5, 5)));
+        assert_eq!(fx.acts, vec![Act::HoldOpen(ms(1_000 + MARGIN))]);
+        // The wait is over: it holds on and reads, where an enforcing replica would ask.
+        let fx = run(&mut m, clock, 1_200, |m, now| m.on_timer(now, shadow(State::Open, 5, 5)));
+        assert_eq!((fx.ops, m.role), (vec![Op::State], Role::Held { until: Some(clock.at(1_200 + MARGIN)) }));
+        // Switched to enforcing at run time: the next wait asks for the lease.
+        let fx = run(&mut m, clock, 1_400, |m, now| m.on_timer(now, open(5, 5)));
+        assert_eq!(fx.ops, vec![Op::Probe]);
+        // And the enforcing replicas' verdict releases it into their ramp.
+        let fx = run(&mut m, clock, 1_450, |m, now| m.on_push(&ramping(2, 1), now, shadow(State::Open, 5, 5)));
+        assert_eq!(fx.acts, vec![Act::Recover(ms(1))]);
     }
 }

@@ -10,11 +10,25 @@
 //!
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `<prefix>:{S:B}:state` | hash | `inc`, `state`, `epoch`, `open_until`, `opens`, `round`, `lease_id`, `lease_until`, `lease_holder` | `key_ttl` |
-//! | `<prefix>:{S:B}:votes` | hash | replica → `expiry_ms:wait_ms`, one per replica whose breaker opened on its own | 2 × `window` |
+//! | `<prefix>:{S:B}:state` | hash | `inc`, `state`, `epoch`, `open_until`, `opens`, `round`, `lease_id`, `lease_until`, `lease_holder`, `ramp_t0` | `key_ttl` |
+//! | `<prefix>:{S:B}:votes` | hash | replica → `expiry_ms:wait_ms` (`expiry_ms:wait_ms:shadow` for a would-be vote), one per replica whose breaker opened on its own | 2 × `window` |
 //! | `<prefix>:{S:B}:counts` | hash | `<bucket>:c` calls and `<bucket>:f` failures, ten buckets per window | 2 × `window` |
 //!
-//! Pushes go to the channel `<prefix>:<S>:events` as `inc|epoch|code|remaining_ms|breaker`.
+//! Pushes go to the channel `<prefix>:<S>:events` as `inc|epoch|code|ms|breaker`, where
+//! `ms` is the open wait's time remaining (code 1), or the time since the recovery ramp
+//! began (code 3).
+//!
+//! # The recovery ramp
+//!
+//! When the lease holder's probes succeed and its breaker enters its
+//! [recovery ramp](breakerbox::ramp) (`State::Recovering`), its verdict says so, and
+//! `probe_result` closes the fleet with `ramp_t0` = Redis's `TIME`: the ramp's start, on
+//! one clock. While `ramp_t0` is set the state is still `closed` (counts and votes are
+//! taken, a quorum opens it again) but every snapshot reports code 3 and the time since
+//! `ramp_t0`, by Redis's clock, so that every replica enters the ramp at the same point
+//! of it. Redis does not know the ramp's length (each replica's breaker does): the first
+//! replica whose breaker finished the ramp says so in a `report`, and `ramp_t0` is
+//! dropped, without a new epoch. Opening the fleet drops it too.
 
 use std::time::Duration;
 
@@ -40,21 +54,25 @@ local function fmt(n)
 end
 local same = ARGV[6] == redis.call('HGET', st, 'inc') and tonumber(ARGV[7]) == num('epoch')
 local function snapshot(granted, voters, volume)
-  local code, remaining = 0, 0
+  local code, remaining, ramp = 0, 0, 0
   if redis.call('HGET', st, 'state') == 'open' then
     remaining = num('open_until') - now
     if remaining > 0 then code = 1 else code, remaining = 2, 0 end
+  elseif num('ramp_t0') > 0 then
+    code, ramp = 3, math.max(0, now - num('ramp_t0'))
   end
   local lease_id, lease_left = 0, 0
   if code == 2 and num('lease_id') > 0 then
     lease_id, lease_left = num('lease_id'), math.max(0, num('lease_until') - now)
   end
   return {code, num('epoch'), remaining, redis.call('HGET', st, 'inc'), lease_id, lease_left,
-          granted, num('opens'), voters, volume}
+          granted, num('opens'), voters, volume, ramp}
 end
 local function publish()
   local s = snapshot(0, 0, 0)
-  redis.call('PUBLISH', ARGV[4], s[4] .. '|' .. fmt(s[2]) .. '|' .. fmt(s[1]) .. '|' .. fmt(s[3]) .. '|' .. ARGV[5])
+  local ms = s[3]
+  if s[1] == 3 then ms = s[11] end
+  redis.call('PUBLISH', ARGV[4], s[4] .. '|' .. fmt(s[2]) .. '|' .. fmt(s[1]) .. '|' .. fmt(ms) .. '|' .. ARGV[5])
 end
 local function forget()
   redis.call('HDEL', st, 'lease_id', 'lease_until', 'lease_holder')
@@ -64,51 +82,70 @@ local function open(wait)
   redis.call('HINCRBY', st, 'epoch', 1)
   redis.call('HINCRBY', st, 'opens', 1)
   redis.call('HSET', st, 'state', 'open', 'open_until', fmt(now + wait))
+  redis.call('HDEL', st, 'ramp_t0')
   forget()
   publish()
 end
-local function close()
+-- ramp: the prober's breaker began its recovery ramp; it begins now, by this clock.
+local function close(ramp)
   redis.call('HINCRBY', st, 'epoch', 1)
   redis.call('HSET', st, 'state', 'closed', 'opens', 0)
   redis.call('HDEL', st, 'open_until')
+  if ramp then
+    redis.call('HSET', st, 'ramp_t0', fmt(now))
+  else
+    redis.call('HDEL', st, 'ramp_t0')
+  end
   forget()
   publish()
 end
 "#;
 
 /// Reports outcome counts and this replica's vote; opens the fleet when enough replicas
-/// voted and enough calls were seen in the window; restores an open state after a data loss.
+/// voted and enough calls were seen in the window; restores an open state after a data loss;
+/// ends the fleet's recovery ramp when this replica's breaker finished it.
 /// Counted only for the current epoch (or from a replica that has not seen any yet).
 ///
+/// A replica in shadow mode reports a would-be vote: kept (marked `:shadow`) for one
+/// `window` as any vote, but never counted toward the quorum, and its calls are not
+/// counted toward the volume: a shadow replica cannot open the fleet.
+///
 /// ARGV: 9 calls, 10 failures, 11 vote (1 open, -1 withdraw, 0 none), 12 wait (ms),
-/// 13 min replicas, 14 min calls, 15 restore (ms, 0 for none).
+/// 13 min replicas, 14 min calls, 15 restore (ms, 0 for none), 16 ramp done (1 or 0),
+/// 17 shadow (1 or 0).
 const REPORT: &str = r#"
 local voters, volume, accepted = 0, 0, 0
 local restore = tonumber(ARGV[15])
+local shadow = ARGV[17] == '1'
 if restore > 0 and num('epoch') == 0 and redis.call('HGET', st, 'state') == 'closed' then
   open(restore)
 elseif (same or ARGV[6] == '') and redis.call('HGET', st, 'state') == 'closed' then
   accepted = 1
+  if same and ARGV[16] == '1' then redis.call('HDEL', st, 'ramp_t0') end
   local bucket_ms = math.max(1, math.floor(window / 10))
   local b = math.floor(now / bucket_ms)
   local calls, failures = tonumber(ARGV[9]), tonumber(ARGV[10])
-  if calls > 0 then
+  if calls > 0 and not shadow then
     redis.call('HINCRBY', counts, fmt(b) .. ':c', calls)
     if failures > 0 then redis.call('HINCRBY', counts, fmt(b) .. ':f', failures) end
   end
   local vote = tonumber(ARGV[11])
   if vote == 1 then
-    redis.call('HSET', votes, ARGV[8], fmt(now + window) .. ':' .. ARGV[12])
+    local mark = ''
+    if shadow then mark = ':shadow' end
+    redis.call('HSET', votes, ARGV[8], fmt(now + window) .. ':' .. ARGV[12] .. mark)
   elseif vote == -1 then
     redis.call('HDEL', votes, ARGV[8])
   end
   local wait = 0
   local all = redis.call('HGETALL', votes)
   for i = 1, #all, 2 do
-    local exp, w = string.match(all[i + 1], '^(%d+):(%d+)$')
+    local exp, w, mark = string.match(all[i + 1], '^(%d+):(%d+)(.*)$')
     if exp and tonumber(exp) > now then
-      voters = voters + 1
-      wait = math.max(wait, tonumber(w))
+      if mark == '' then
+        voters = voters + 1
+        wait = math.max(wait, tonumber(w))
+      end
     else
       redis.call('HDEL', votes, all[i])
     end
@@ -150,14 +187,15 @@ redis.call('PEXPIRE', st, ttl)
 return snapshot(granted, 0, 0)
 "#;
 
-/// The lease holder's verdict: closes the fleet, or reopens it for the given wait.
+/// The lease holder's verdict: closes the fleet (beginning the recovery ramp now, by
+/// Redis's clock, if the prober's breaker began one), or reopens it for the given wait.
 /// Ignored unless the epoch is current and the lease is still the latest one granted.
 ///
-/// ARGV: 9 lease id, 10 success (1 or 0), 11 wait (ms).
+/// ARGV: 9 lease id, 10 success (1 or 0), 11 wait (ms), 12 ramp (1 or 0).
 const PROBE_RESULT: &str = r#"
 local lease = tonumber(ARGV[9])
 if same and redis.call('HGET', st, 'state') == 'open' and lease > 0 and num('lease_id') == lease then
-  if ARGV[10] == '1' then close() else open(tonumber(ARGV[11])) end
+  if ARGV[10] == '1' then close(ARGV[12] == '1') else open(tonumber(ARGV[11])) end
 end
 redis.call('PEXPIRE', st, ttl)
 return snapshot(0, 0, 0)
@@ -192,13 +230,16 @@ pub(crate) enum Op {
     /// [`STATE`]: read the fleet's state.
     State,
     /// [`REPORT`]: counts since the last report, this replica's vote (1 open, -1
-    /// withdraw, 0 none) with its open wait, and an open state to restore after a data
-    /// loss (zero for none).
-    Report { calls: u64, failures: u64, vote: i8, wait: Duration, restore: Duration },
+    /// withdraw, 0 none) with its open wait, an open state to restore after a data
+    /// loss (zero for none), whether this replica's breaker finished the fleet's recovery
+    /// ramp, and whether it is in shadow mode (its vote a would-be vote, its calls not
+    /// counted).
+    Report { calls: u64, failures: u64, vote: i8, wait: Duration, restore: Duration, ramp_done: bool, shadow: bool },
     /// [`PROBE`]: ask for the probe lease.
     Probe,
-    /// [`PROBE_RESULT`]: the lease holder's verdict, and the wait to reopen for.
-    ProbeResult { lease: u64, ok: bool, wait: Duration },
+    /// [`PROBE_RESULT`]: the lease holder's verdict, the wait to reopen for, and whether
+    /// its breaker began its recovery ramp.
+    ProbeResult { lease: u64, ok: bool, wait: Duration, ramp: bool },
 }
 
 impl Op {
@@ -221,6 +262,9 @@ pub(crate) enum Code {
     Open,
     /// Open, its wait passed: probing through the lease.
     HalfOpen,
+    /// Closed by a probe whose breaker began its recovery ramp, the ramp not yet known
+    /// to be over: replicas ramp from the same start.
+    Recovering,
 }
 
 impl Code {
@@ -228,6 +272,7 @@ impl Code {
         match n {
             1 => Self::Open,
             2 => Self::HalfOpen,
+            3 => Self::Recovering,
             _ => Self::Closed,
         }
     }
@@ -252,9 +297,12 @@ pub(crate) struct Snapshot {
     /// `report`: replicas voting open, and calls, in the window.
     pub(crate) voters: u64,
     pub(crate) volume: u64,
+    /// Time since the fleet's recovery ramp began, by the server's clock, when
+    /// recovering.
+    pub(crate) ramp: Duration,
 }
 
-pub(crate) type Raw = (i64, u64, i64, String, u64, i64, i64, u64, u64, u64);
+pub(crate) type Raw = (i64, u64, i64, String, u64, i64, i64, u64, u64, u64, i64);
 
 impl Snapshot {
     pub(crate) fn from_raw(r: Raw) -> Self {
@@ -270,18 +318,26 @@ impl Snapshot {
             opens: r.7,
             voters: r.8,
             volume: r.9,
+            ramp: ms(r.10),
         }
     }
 
-    /// Parses a push: `inc|epoch|code|remaining_ms|breaker`. Returns the breaker's name.
+    /// Parses a push: `inc|epoch|code|ms|breaker` (`ms`: the open wait's time remaining,
+    /// or the time into the recovery ramp when recovering). Returns the breaker's name.
     pub(crate) fn from_push(payload: &str) -> Option<(String, Self)> {
         let mut parts = payload.splitn(5, '|');
         let inc = parts.next()?.to_owned();
         let epoch = parts.next()?.parse().ok()?;
         let code = Code::from_i64(parts.next()?.parse().ok()?);
-        let remaining = Duration::from_millis(parts.next()?.parse().ok()?);
+        let ms = Duration::from_millis(parts.next()?.parse().ok()?);
         let name = parts.next()?.to_owned();
-        Some((name, Self::new(code, epoch, remaining, inc)))
+        Some((
+            name,
+            match code {
+                Code::Recovering => Self { ramp: ms, ..Self::new(code, epoch, Duration::ZERO, inc) },
+                Code::Closed | Code::Open | Code::HalfOpen => Self::new(code, epoch, ms, inc),
+            },
+        ))
     }
 
     /// A state as a push carries it: no lease, nothing granted or counted.
@@ -297,6 +353,7 @@ impl Snapshot {
             opens: 0,
             voters: 0,
             volume: 0,
+            ramp: Duration::ZERO,
         }
     }
 }
@@ -468,6 +525,81 @@ mod tests {
         assert!(again.remaining <= Duration::from_millis(500));
     }
 
+    /// Opens the fleet with one vote, waits it out, and takes the lease as `replica`.
+    fn leased(s: &mut Server, replica: &str) -> (String, Snapshot) {
+        let now = s.call("state", replica, ("", 0), &[]);
+        let epoch = s.vote(replica, (&now.inc, now.epoch), 1).epoch;
+        let inc = now.inc;
+        std::thread::sleep(Duration::from_millis(220));
+        let lease = s.call("probe", replica, (&inc, epoch), &[1_000]);
+        assert!(lease.granted);
+        (inc, lease)
+    }
+
+    #[test]
+    fn a_probe_that_begins_a_ramp_starts_it_at_redis_time_for_every_replica() {
+        let mut s = Server::start();
+        let (inc, lease) = leased(&mut s, "a");
+        let mut sub = s._server.connection();
+        let mut pubsub = sub.as_pubsub();
+        pubsub.subscribe("t:svc:events").unwrap();
+        let closed = s.call("probe_result", "a", (&inc, 1), &[lease.lease_id, 1, 0, 1]);
+        assert_eq!((closed.code, closed.epoch, closed.opens), (Code::Recovering, 2, 0));
+        assert!(closed.ramp < Duration::from_millis(5), "{:?}", closed.ramp);
+        let push: String = pubsub.get_message().unwrap().get_payload().unwrap();
+        let (_, pushed) = Snapshot::from_push(&push).unwrap();
+        assert_eq!((pushed.code, pushed.epoch, pushed.remaining), (Code::Recovering, 2, Duration::ZERO), "{push}");
+        drop(pubsub);
+        let t0: u64 = redis::cmd("HGET").arg(&s.keys.state).arg("ramp_t0").query(&mut s.con).unwrap();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut s.con).unwrap();
+        assert!(secs * 1_000 + micros / 1_000 - t0 < 1_000, "t₀ is Redis's TIME");
+
+        // Any replica reading later is told how far into the ramp the fleet is, by
+        // Redis's clock; counts and votes are taken as when closed.
+        std::thread::sleep(Duration::from_millis(100));
+        let later = s.call("state", "b", ("", 0), &[]);
+        assert_eq!(later.code, Code::Recovering);
+        assert!(
+            later.ramp >= Duration::from_millis(100) && later.ramp < Duration::from_millis(200),
+            "{:?}",
+            later.ramp
+        );
+        let counted = s.call("report", "b", (&inc, 2), &[3, 0, 0, 0, 2, 1, 0]);
+        assert!(counted.granted && counted.code == Code::Recovering);
+        // A replica whose ramp is over says so: plain closed again, in the same epoch.
+        let done = s.call("report", "b", (&inc, 2), &[0, 0, 0, 0, 2, 1, 0, 1]);
+        assert_eq!((done.code, done.epoch, done.ramp), (Code::Closed, 2, Duration::ZERO));
+
+        // A success without a ramp closes plainly; an opening forgets a ramp.
+        let (inc, lease) = leased(&mut s, "a");
+        let _ = s.call("probe_result", "a", (&inc, 3), &[lease.lease_id, 1, 0, 1]);
+        let reopened = s.vote("a", (&inc, 4), 1);
+        assert_eq!((reopened.code, reopened.epoch, reopened.ramp), (Code::Open, 5, Duration::ZERO));
+        let t0: Option<u64> = redis::cmd("HGET").arg(&s.keys.state).arg("ramp_t0").query(&mut s.con).unwrap();
+        assert_eq!(t0, None);
+        std::thread::sleep(Duration::from_millis(220));
+        let lease = s.call("probe", "a", (&inc, 5), &[1_000]);
+        let plain = s.call("probe_result", "a", (&inc, 5), &[lease.lease_id, 1, 0, 0]);
+        assert_eq!((plain.code, plain.epoch), (Code::Closed, 6));
+    }
+
+    #[test]
+    fn a_shadow_replicas_vote_and_calls_never_open_the_fleet() {
+        let mut s = Server::start();
+        let inc = s.call("state", "a", ("", 0), &[]).inc;
+        // calls, failures, vote, wait, min replicas, min calls, restore, ramp done, shadow
+        let would_be = s.call("report", "shadow", (&inc, 0), &[50, 50, 1, 200, 1, 10, 0, 0, 1]);
+        assert_eq!((would_be.code, would_be.granted, would_be.voters, would_be.volume), (Code::Closed, true, 0, 0));
+        let kept: String = redis::cmd("HGET").arg(&s.keys.votes).arg("shadow").query(&mut s.con).unwrap();
+        assert!(kept.ends_with(":200:shadow"), "kept as a would-be vote: {kept}");
+        // An enforcing vote, with too few calls of its own: the shadow calls do not count.
+        let one = s.call("report", "a", (&inc, 0), &[5, 5, 1, 300, 1, 10, 0, 0, 0]);
+        assert_eq!((one.code, one.voters, one.volume), (Code::Closed, 1, 5));
+        let opened = s.call("report", "b", (&inc, 0), &[5, 0, 0, 0, 1, 10, 0, 0, 0]);
+        assert_eq!((opened.code, opened.epoch), (Code::Open, 1));
+        assert!(opened.remaining > Duration::from_millis(250), "the enforcing vote's wait, not the shadow's");
+    }
+
     #[test]
     fn keys_share_one_hash_tag() {
         let k = Keys::new("breakerbox", "checkout", "payments/eu");
@@ -482,6 +614,8 @@ mod tests {
         let (name, s) = Snapshot::from_push("abc|7|1|1500|up|stream/host:443").unwrap();
         assert_eq!(name, "up|stream/host:443");
         assert_eq!((s.inc.as_str(), s.epoch, s.code, s.remaining), ("abc", 7, Code::Open, Duration::from_millis(1500)));
+        let (_, r) = Snapshot::from_push("abc|8|3|250|b").unwrap();
+        assert_eq!((r.code, r.remaining, r.ramp), (Code::Recovering, Duration::ZERO, Duration::from_millis(250)));
         assert!(Snapshot::from_push("abc|x|1|0|n").is_none());
         assert!(Snapshot::from_push("abc|1|1").is_none());
     }

@@ -81,6 +81,9 @@ impl Telemetry {
             FleetEvent::Closed { .. } => {
                 metrics::counter!(names::APPLIED, "service" => service, "state" => "closed").increment(1)
             }
+            FleetEvent::Recovering { .. } => {
+                metrics::counter!(names::APPLIED, "service" => service, "state" => "recovering").increment(1)
+            }
             FleetEvent::StaleIgnored { .. } => metrics::counter!(names::STALE, "service" => service).increment(1),
             FleetEvent::ProbeLease { .. } => {}
         }
@@ -129,6 +132,13 @@ fn trace_event(e: &FleetEvent) {
         FleetEvent::Closed { breaker, epoch } => {
             tracing::info!(target: T, breaker = breaker.as_str(), epoch, "fleet closed the breaker")
         }
+        FleetEvent::Recovering { breaker, epoch, elapsed } => tracing::info!(
+            target: T,
+            breaker = breaker.as_str(),
+            epoch,
+            elapsed_ms = ms(elapsed),
+            "fleet recovering: the breaker follows the fleet's recovery ramp"
+        ),
         FleetEvent::ProbeLease { breaker, epoch } => {
             tracing::info!(target: T, breaker = breaker.as_str(), epoch, "this replica probes for the fleet")
         }

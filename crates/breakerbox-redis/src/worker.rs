@@ -5,8 +5,9 @@
 //! input (a local transition, a push, a reply, a timer, a tick, an unreachable Redis)
 //! is handed to the breaker's [`Member`], with the time and a [`Reading`] of the breaker;
 //! the [`Effects`] it returns are carried out here: acts on the breaker through its public
-//! API ([`hold_open`](Breaker::hold_open) and [`close`](Breaker::close), whose
-//! transitions carry `Reason::External`, so the listener does not echo them back), store
+//! API ([`hold_open`](Breaker::hold_open), [`close`](Breaker::close) and
+//! [`recover`](Breaker::recover), whose transitions carry `Reason::External`, so the
+//! listener does not echo them back), store
 //! operations queued and sent to the Lua scripts, events emitted. The rules themselves
 //! live in `member.rs`.
 
@@ -47,7 +48,12 @@ struct Watched {
 impl Watched {
     fn reading(&self) -> Reading {
         let m = self.breaker.metrics();
-        Reading { state: m.state, calls: m.successes + m.failures, failures: m.failures }
+        Reading {
+            state: m.state,
+            calls: m.successes + m.failures,
+            failures: m.failures,
+            shadow: self.breaker.is_shadow(),
+        }
     }
 }
 
@@ -233,6 +239,8 @@ impl Worker {
                 // exponential wait does not grow.
                 Act::HoldOpen(wait) => w.breaker.hold_open(wait),
                 Act::Close => w.breaker.close(),
+                // Into the fleet's recovery ramp, at the point Redis's clock says it is.
+                Act::Recover(elapsed) => w.breaker.recover(elapsed),
             }
         }
         if !fx.acts.is_empty() {
@@ -393,20 +401,22 @@ impl Worker {
                 .arg(&self.shared.replica);
             match op {
                 Op::State => {}
-                Op::Report { calls, failures, vote, wait, restore } => {
+                Op::Report { calls, failures, vote, wait, restore, ramp_done, shadow } => {
                     inv.arg(calls)
                         .arg(failures)
                         .arg(vote)
                         .arg(ms(wait))
                         .arg(c.min_replicas)
                         .arg(c.min_calls)
-                        .arg(ms(restore));
+                        .arg(ms(restore))
+                        .arg(u8::from(ramp_done))
+                        .arg(u8::from(shadow));
                 }
                 Op::Probe => {
                     inv.arg(ms(c.probe_lease));
                 }
-                Op::ProbeResult { lease, ok, wait } => {
-                    inv.arg(lease).arg(u8::from(ok)).arg(ms(wait));
+                Op::ProbeResult { lease, ok, wait, ramp } => {
+                    inv.arg(lease).arg(u8::from(ok)).arg(ms(wait)).arg(u8::from(ramp));
                 }
             }
             self.timed(inv.invoke_async(&mut con)).await.map(Snapshot::from_raw)
@@ -506,7 +516,9 @@ impl Worker {
             {
                 let mut s = self.shared.status();
                 match &e {
-                    FleetEvent::Opened { .. } | FleetEvent::Closed { .. } => s.applied += 1,
+                    FleetEvent::Opened { .. } | FleetEvent::Closed { .. } | FleetEvent::Recovering { .. } => {
+                        s.applied += 1
+                    }
                     FleetEvent::StaleIgnored { .. } => s.stale_ignored += 1,
                     FleetEvent::DataLost { .. } => s.data_losses += 1,
                     FleetEvent::ProbeLease { .. } => s.probe_leases += 1,
