@@ -200,8 +200,15 @@ impl TimeWindow {
     ) -> Option<Updated> {
         let seq = now / self.width;
         let n = self.slots();
-        // Relaxed: statistics; the slots' own CASes order what each slot holds.
-        let newest = self.newest.fetch_max(seq, Ordering::Relaxed);
+        // Relaxed: statistics; the slots' own CASes order what each slot holds. The
+        // newest bucket moves once per bucket width, so a load decides until it must
+        // move: a read-modify-write on every call would be a locked instruction on a
+        // line every caller shares. A load that lags a move made at this very moment
+        // opens no new race: a caller preempted between its `fetch_max` and its slot
+        // write meets the same one (an outcome a whole window old, which the lap check
+        // below then misses, and which can restart one bucket's count).
+        let seen = self.newest.load(Ordering::Relaxed);
+        let newest = if seq > seen { self.newest.fetch_max(seq, Ordering::Relaxed) } else { seen };
         if seq.saturating_add(n) <= newest {
             return None; // older than the window: its slot belongs to a newer bucket
         }
