@@ -33,6 +33,7 @@
 //! ```
 
 pub(crate) mod consecutive;
+pub(crate) mod in_flight;
 pub(crate) mod tracker;
 pub(crate) mod window;
 
