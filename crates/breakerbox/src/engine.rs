@@ -7,7 +7,7 @@
 //!   emits transition events, and it runs for every transition the loop swaps in: a
 //!   transition cannot leave its deadline tag behind.
 //! - Two paths skip the loop because they change nothing and run on every call: a
-//!   closed (or disabled) breaker admits with one load ([`Word::admits_freely`]), and
+//!   closed (or disabled) breaker admits with one load ([`Word::admits_in`]), and
 //!   a success while closed on a streak-only policy only counts (see `complete`).
 //!
 //! The memory orderings are explained where each atomic is touched, and in
@@ -30,7 +30,7 @@ use crate::state::transition::{
     Trip, Verdict, abandon_counts_as_failure, history, observed,
 };
 use crate::stats::{Metrics, Stats, WindowCounts};
-use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
 use crate::throttle::throttler::Throttler;
 use crate::{Name, OpenWait, Outcome, Policy, Ramp, Reason, Rejected, Report, State, Throttle};
@@ -84,12 +84,19 @@ pub(crate) struct Engine {
     fast_success: bool,
     /// Adaptive throttling, if set: consulted by every closed admission.
     throttle: Option<Box<Throttler>>,
+    /// The kinds this breaker admits in with one load and one bit test:
+    /// [`Kind::ADMIT_FREELY`], less Closed when it throttles (its closed admissions then
+    /// take the rules' path, and the throttle's). A field rather than a test of
+    /// `throttle` on the call path: the closed path stays one load and one bit test.
+    admit_freely: u64,
     /// The throttle's clock: the shared 5 ms tick on a monotonic clock (its buckets are
     /// far wider), the breaker's own clock otherwise.
     throttle_clock: AgeClock,
-    /// Shadow mode: the state machine runs, but a call it would reject is admitted
-    /// (and counted in `would_reject`). Read only on the way to a rejection.
-    shadow: AtomicBool,
+    /// What a refusal must do beyond counting, read only on the way to a rejection:
+    /// `SHADOW` (shadow mode: the state machine runs, but a call it would reject is
+    /// admitted and counted in `would_reject`) and `NOTIFY` (rejection listeners or
+    /// telemetry hear of it). Zero, the common case, is one load and one branch.
+    refusal: AtomicU64,
     /// This breaker's place in its family's panic valve, if the family has one.
     seat: Option<Seat>,
 }
@@ -123,6 +130,11 @@ pub(crate) struct Ticket {
     start: u64,
 }
 
+/// `Engine::refusal`: shadow mode is on.
+const SHADOW: u64 = 1;
+/// `Engine::refusal`: someone hears of rejections.
+const NOTIFY: u64 = 2;
+
 /// A rejection, packed as a [`Rejected`] carries it.
 #[inline(always)]
 fn pack(r: Rejection) -> u64 {
@@ -150,6 +162,8 @@ impl Engine {
     pub(crate) fn new(s: Settings<'_>) -> Self {
         let base = s.clock.now();
         let tracker = Tracker::new(s.policy);
+        let refusal = if s.shadow { SHADOW } else { 0 }
+            | if Telemetry::ENABLED || !s.listeners.rejection.is_empty() { NOTIFY } else { 0 };
         let fast_success =
             !tracker.needs_time && tracker.streak_only() && s.listeners.outcome.is_empty() && s.throttle.is_none();
         let throttle_clock =
@@ -185,8 +199,13 @@ impl Engine {
             listeners: s.listeners,
             fast_success,
             throttle: s.throttle.map(|t| Box::new(Throttler::new(t))),
+            admit_freely: if s.throttle.is_some() {
+                Kind::ADMIT_FREELY & !(1 << Kind::Closed.bits())
+            } else {
+                Kind::ADMIT_FREELY
+            },
             throttle_clock,
-            shadow: AtomicBool::new(s.shadow),
+            refusal: AtomicU64::new(refusal),
             seat: s.seat,
         }
     }
@@ -222,7 +241,7 @@ impl Engine {
                 let earliest_lease = if w.kind == Kind::HalfOpen { self.earliest_lease(w.generation) } else { None };
                 Seen { now, deadline: self.deadline(w.generation), earliest_lease }
             };
-            let (change, decision) = match rule.step(w, seen, self.limits) {
+            let (change, decision) = match rule.step(w, seen, &self.limits) {
                 Step::Go { change, decision } => (change, decision),
                 Step::Reload { otherwise } => match self.reload(cur) {
                     Some(actual) => {
@@ -486,14 +505,9 @@ impl Engine {
         // Acquire: pairs with the AcqRel CAS of the transition that published this
         // word, and keeps the deadline load of the slow path after this load.
         let cur = self.word.load(Ordering::Acquire);
-        // Closed and Disabled admit without condition: one load, one bit test (and, on a
-        // breaker that throttles, the throttle's say while closed).
-        if Word::admits_freely(cur) {
-            if let Some(throttle) = &self.throttle
-                && Word::kind_of(cur) == Kind::Closed
-            {
-                return self.acquire_throttled(throttle, cur);
-            }
+        // Closed and Disabled admit without condition (Closed only without a throttle):
+        // one load, one bit test.
+        if Word::admits_in(cur, self.admit_freely) {
             return Ok(Ticket { word: cur, start: self.start() });
         }
         self.acquire_slow(cur)
@@ -539,7 +553,10 @@ impl Engine {
     fn acquire_slow(&self, cur: u64) -> Result<Ticket, u64> {
         let mut now = None;
         match self.apply(cur, &Acquire, &mut now) {
-            (Admission::Admit, word) => Ok(Ticket { word, start: self.start() }),
+            (Admission::Admit, word) => match &self.throttle {
+                Some(throttle) if Word::kind_of(word) == Kind::Closed => self.acquire_throttled(throttle, word),
+                Some(_) | None => Ok(Ticket { word, start: self.start() }),
+            },
             (Admission::Reject(r), word) => self.refuse(pack(r), word),
             (Admission::Ramp { fraction }, word) => self.ramp_admit(word, fraction),
             (admission @ (Admission::Probe | Admission::TakeOver(_)), word) => self.admit_probe(admission, word, now),
@@ -611,12 +628,30 @@ impl Engine {
     /// machine, which runs as if the call had been refused.
     #[inline(always)]
     fn refuse(&self, packed: u64, word: u64) -> Result<Ticket, u64> {
-        // Relaxed: a switch, not a publication; a call that reads the old value is as
-        // good as one that came a moment earlier.
-        if self.shadow.load(Ordering::Relaxed) {
+        // One load decides the common case, an enforcing breaker nobody listens to.
+        // Relaxed: shadow mode is a switch, not a publication; a call that reads the old
+        // value is as good as one that came a moment earlier.
+        match self.refusal.load(Ordering::Relaxed) {
+            0 => {
+                self.stats.rejected();
+                Err(packed)
+            }
+            flags => self.refuse_noted(flags, packed, word),
+        }
+    }
+
+    /// A refusal in shadow mode, or one that someone hears of.
+    #[cold]
+    #[inline(never)]
+    fn refuse_noted(&self, flags: u64, packed: u64, word: u64) -> Result<Ticket, u64> {
+        if flags & SHADOW != 0 {
             return Ok(self.shadow_admit(packed, word));
         }
-        Err(self.reject_packed(packed))
+        self.stats.rejected();
+        let rejected = self.rejected(packed);
+        self.telemetry.rejected(&rejected);
+        self.listeners.rejection(&rejected);
+        Err(packed)
     }
 
     #[cold]
@@ -637,29 +672,15 @@ impl Engine {
 
     /// Switches shadow mode on or off.
     pub(crate) fn set_shadow(&self, on: bool) {
-        self.shadow.store(on, Ordering::Relaxed);
+        if on {
+            self.refusal.fetch_or(SHADOW, Ordering::Relaxed);
+        } else {
+            self.refusal.fetch_and(!SHADOW, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn is_shadow(&self) -> bool {
-        self.shadow.load(Ordering::Relaxed)
-    }
-
-    /// Counts a rejection, packed, and tells whoever listens.
-    #[inline(always)]
-    fn reject_packed(&self, packed: u64) -> u64 {
-        self.stats.rejected();
-        if Telemetry::ENABLED || !self.listeners.rejection.is_empty() {
-            self.notify_rejection(packed);
-        }
-        packed
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn notify_rejection(&self, packed: u64) {
-        let rejected = self.rejected(packed);
-        self.telemetry.rejected(&rejected);
-        self.listeners.rejection(&rejected);
+        self.refusal.load(Ordering::Relaxed) & SHADOW != 0
     }
 
     #[inline(always)]

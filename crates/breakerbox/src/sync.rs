@@ -3,12 +3,12 @@
 //! models (`RUSTFLAGS="--cfg breakerbox_loom"`) explore the real code's interleavings.
 
 #[cfg(breakerbox_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(breakerbox_loom)]
 pub(crate) use loom::thread_local;
 
 #[cfg(not(breakerbox_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(breakerbox_loom))]
 pub(crate) use std::thread_local;
 

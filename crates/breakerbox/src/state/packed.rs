@@ -66,10 +66,11 @@ impl Word {
     }
 
     /// Whether a word of this kind admits a call as it is: one shift and one test
-    /// against [`Kind::ADMIT_FREELY`], for the call path.
+    /// against `kinds`, a bit set over discriminants (the breaker's own
+    /// [`Kind::ADMIT_FREELY`]: see the engine's `admit_freely`), for the call path.
     #[inline(always)]
-    pub(crate) const fn admits_freely(raw: u64) -> bool {
-        Kind::ADMIT_FREELY >> (raw & KIND_MASK) & 1 != 0
+    pub(crate) const fn admits_in(raw: u64, kinds: u64) -> bool {
+        kinds >> (raw & KIND_MASK) & 1 != 0
     }
 
     #[inline(always)]

@@ -176,7 +176,7 @@ pub(crate) trait Rule {
 
     /// The step from `w`; `seen` gives the time and this generation's deadline, for the
     /// steps that need them.
-    fn step(&self, w: Word, seen: impl FnOnce() -> Seen, limits: Limits) -> Step<Self::Decision>;
+    fn step(&self, w: Word, seen: impl FnOnce() -> Seen, limits: &Limits) -> Step<Self::Decision>;
 }
 
 /// Whether a kind admits every call as it is, without time and without a change to the
@@ -230,7 +230,7 @@ impl Rule for Acquire {
     type Decision = Admission;
 
     #[inline(always)]
-    fn step(&self, w: Word, seen: impl FnOnce() -> Seen, limits: Limits) -> Step<Admission> {
+    fn step(&self, w: Word, seen: impl FnOnce() -> Seen, limits: &Limits) -> Step<Admission> {
         match w.kind {
             Kind::Closed | Kind::Disabled => admit(Change::None),
             Kind::Open => {
@@ -359,7 +359,7 @@ impl Rule for Record {
     type Decision = Verdict;
 
     #[inline]
-    fn step(&self, w: Word, _: impl FnOnce() -> Seen, limits: Limits) -> Step<Verdict> {
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, limits: &Limits) -> Step<Verdict> {
         let current = w.generation == self.admitted.generation;
         match self.admitted.kind {
             Kind::Closed => match (current, self.outcome) {
@@ -431,7 +431,7 @@ impl Rule for Trip {
     type Decision = Verdict;
 
     #[inline]
-    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<Verdict> {
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: &Limits) -> Step<Verdict> {
         // Only the state the outcome was counted in can trip: another transition (or
         // another trip) that came first wins.
         if w.kind == self.admitted.kind && w.generation == self.admitted.generation {
@@ -475,7 +475,7 @@ impl Rule for Abandon {
     type Decision = Verdict;
 
     #[inline]
-    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: Limits) -> Step<Verdict> {
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, _: &Limits) -> Step<Verdict> {
         let current = w.generation == self.admitted.generation && self.owned;
         match self.admitted.kind {
             // A probe that will never report frees its slot, counting nothing.
@@ -517,7 +517,7 @@ impl Rule for Command {
     type Decision = ();
 
     #[inline]
-    fn step(&self, w: Word, _: impl FnOnce() -> Seen, limits: Limits) -> Step<()> {
+    fn step(&self, w: Word, _: impl FnOnce() -> Seen, limits: &Limits) -> Step<()> {
         let change = match *self {
             Self::Reset => enter(w, Kind::Closed, 0, Reason::Reset, DeadlineFrom::TagOnly),
             Self::Close => enter(w, Kind::Closed, 0, Reason::External, DeadlineFrom::TagOnly),

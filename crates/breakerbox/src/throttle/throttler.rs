@@ -60,7 +60,7 @@ fn fixed(p: f64) -> u32 {
 }
 
 /// A fraction of 2³² as a probability.
-#[cfg(test)]
+#[cfg(all(test, not(breakerbox_loom)))]
 fn unfixed(p: u32) -> f64 {
     f64::from(p) / 4_294_967_296.0
 }

@@ -50,7 +50,7 @@ fn asks_for_time<R: Rule>(rule: &R, w: Word) -> bool {
             asked.set(true);
             Seen { now: NOW, deadline: Deadline::At(NOW + 1), earliest_lease: Some(NOW + 1) }
         },
-        limits(),
+        &limits(),
     );
     asked.get()
 }
@@ -89,7 +89,7 @@ fn acquire_without_time() {
         if timed {
             continue;
         }
-        let step = Acquire.step(w, no_time, limits());
+        let step = Acquire.step(w, no_time, &limits());
         match kind {
             Kind::Closed | Kind::Disabled => {
                 assert_eq!(step, Step::Go { change: Change::None, decision: Admission::Admit });
@@ -111,11 +111,11 @@ fn acquire_without_time() {
 #[test]
 fn acquire_open_before_and_after_its_deadline() {
     let w = word(Kind::Open);
-    let (change, decision) = go(Acquire.step(w, seen(Deadline::At(NOW + 250)), limits()));
+    let (change, decision) = go(Acquire.step(w, seen(Deadline::At(NOW + 250)), &limits()));
     assert_eq!((change, decision), (Change::None, rejected(Kind::Open, Some(250))));
 
     for deadline in [NOW, NOW - 1] {
-        let (change, decision) = go(Acquire.step(w, seen(Deadline::At(deadline)), limits()));
+        let (change, decision) = go(Acquire.step(w, seen(Deadline::At(deadline)), &limits()));
         assert_eq!(decision, Admission::Probe);
         let (next, p) = entered(w, change);
         assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::HalfOpen, 1, 0, 1));
@@ -127,9 +127,9 @@ fn acquire_open_before_and_after_its_deadline() {
 #[test]
 fn acquire_open_with_its_deadline_not_stored_or_superseded() {
     let w = word(Kind::Open);
-    assert_eq!(go(Acquire.step(w, seen(Deadline::Pending), limits())), (Change::None, rejected(Kind::Open, None)));
+    assert_eq!(go(Acquire.step(w, seen(Deadline::Pending), &limits())), (Change::None, rejected(Kind::Open, None)));
     assert_eq!(
-        Acquire.step(w, seen(Deadline::Stale), limits()),
+        Acquire.step(w, seen(Deadline::Stale), &limits()),
         Step::Reload { otherwise: rejected(Kind::Open, None) }
     );
 }
@@ -138,7 +138,7 @@ fn acquire_open_with_its_deadline_not_stored_or_superseded() {
 fn acquire_half_open_with_a_free_slot_and_a_full_one() {
     let free = Word { in_flight: 0, successes: 1, ..word(Kind::HalfOpen) };
     assert_eq!(
-        go(Acquire.step(free, no_time, limits())),
+        go(Acquire.step(free, no_time, &limits())),
         (Change::Probes { in_flight: 1, successes: 1 }, Admission::Probe)
     );
     // Slots count probes in flight and probes that succeeded.
@@ -147,14 +147,14 @@ fn acquire_half_open_with_a_free_slot_and_a_full_one() {
         // No lease has run out (or no probe holds a slot): rejected.
         for lease in [Some(NOW + 1), None] {
             let reading = move || Seen { now: NOW, deadline: Deadline::At(0), earliest_lease: lease };
-            assert_eq!(go(Acquire.step(full, reading, limits())), (Change::None, rejected(Kind::HalfOpen, None)));
+            assert_eq!(go(Acquire.step(full, reading, &limits())), (Change::None, rejected(Kind::HalfOpen, None)));
         }
         assert_eq!(
-            go(Acquire.step(full, seen(Deadline::Pending), limits())),
+            go(Acquire.step(full, seen(Deadline::Pending), &limits())),
             (Change::None, rejected(Kind::HalfOpen, None))
         );
         assert_eq!(
-            Acquire.step(full, seen(Deadline::Stale), limits()),
+            Acquire.step(full, seen(Deadline::Stale), &limits()),
             Step::Reload { otherwise: rejected(Kind::HalfOpen, None) }
         );
     }
@@ -164,7 +164,7 @@ fn acquire_half_open_with_a_free_slot_and_a_full_one() {
 fn acquire_half_open_takes_the_slot_of_a_probe_silent_past_its_lease() {
     let full = Word { in_flight: 2, successes: 0, ..word(Kind::HalfOpen) };
     for lease in [NOW, NOW - 1] {
-        let (change, decision) = go(Acquire.step(full, leased(lease), limits()));
+        let (change, decision) = go(Acquire.step(full, leased(lease), &limits()));
         // No new generation: the successes so far keep counting, the word stays.
         assert_eq!(change, Change::None);
         assert_eq!(
@@ -172,7 +172,7 @@ fn acquire_half_open_takes_the_slot_of_a_probe_silent_past_its_lease() {
             Admission::TakeOver(publish(Reason::ProbeLeaseExpired, DeadlineFrom::TagOnly, false, true))
         );
     }
-    assert_eq!(go(Acquire.step(full, leased(NOW + 1), limits())), (Change::None, rejected(Kind::HalfOpen, None)));
+    assert_eq!(go(Acquire.step(full, leased(NOW + 1), &limits())), (Change::None, rejected(Kind::HalfOpen, None)));
 }
 
 // ===== record =====
@@ -190,7 +190,7 @@ fn record_of_an_older_generation_is_late_whatever_the_kind() {
             for outcome in OUTCOMES {
                 for slow in [false, true] {
                     let admitted = older(word(admitted_kind));
-                    let step = record(admitted, outcome, slow).step(word(now_kind), no_time, limits());
+                    let step = record(admitted, outcome, slow).step(word(now_kind), no_time, &limits());
                     assert_eq!(go(step), (Change::None, Verdict::Late), "{admitted_kind:?} in {now_kind:?}");
                 }
             }
@@ -204,7 +204,7 @@ fn record_current() {
         let w = word(kind);
         for outcome in OUTCOMES {
             for slow in [false, true] {
-                let (change, verdict) = go(record(w, outcome, slow).step(w, no_time, limits()));
+                let (change, verdict) = go(record(w, outcome, slow).step(w, no_time, &limits()));
                 match kind {
                     // The policy decides; slowness is its business too.
                     Kind::Closed => {
@@ -262,7 +262,7 @@ fn a_probe_that_lost_its_slot_is_late() {
     for outcome in OUTCOMES {
         for slow in [false, true] {
             let lost = Record { owned: false, ..record(w, outcome, slow) };
-            assert_eq!(go(lost.step(w, no_time, limits())), (Change::None, Verdict::Late));
+            assert_eq!(go(lost.step(w, no_time, &limits())), (Change::None, Verdict::Late));
         }
     }
 }
@@ -270,7 +270,7 @@ fn a_probe_that_lost_its_slot_is_late() {
 #[test]
 fn the_last_needed_probe_success_closes() {
     let w = Word { in_flight: 1, successes: 1, opens: 5, ..word(Kind::HalfOpen) };
-    let (change, verdict) = go(record(w, Outcome::Success, false).step(w, no_time, NO_RAMP));
+    let (change, verdict) = go(record(w, Outcome::Success, false).step(w, no_time, &NO_RAMP));
     assert_eq!(verdict, Verdict::Noted);
     let (next, p) = entered(w, change);
     assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::Closed, 0, 0, 0));
@@ -280,7 +280,7 @@ fn the_last_needed_probe_success_closes() {
 #[test]
 fn with_a_ramp_the_last_needed_probe_success_begins_it() {
     let w = Word { in_flight: 1, successes: 1, opens: 5, ..word(Kind::HalfOpen) };
-    let (change, _) = go(record(w, Outcome::Success, false).step(w, no_time, limits()));
+    let (change, _) = go(record(w, Outcome::Success, false).step(w, no_time, &limits()));
     let (next, p) = entered(w, change);
     // An empty history (its sentinel), and the openings kept until the ramp is done.
     assert_eq!((next.kind, next.in_flight, next.successes, next.opens), (Kind::Recovering, 1, 0, 5));
@@ -292,13 +292,13 @@ fn a_coordinator_starts_the_ramp_part_way_or_closes_past_its_end() {
     for kind in Kind::ALL {
         let w = word(kind);
         let elapsed = Duration::from_nanos(RAMP / 4);
-        let (next, p) = entered(w, go(Command::Recover { elapsed }.step(w, no_time, limits())).0);
+        let (next, p) = entered(w, go(Command::Recover { elapsed }.step(w, no_time, &limits())).0);
         assert_eq!((next.kind, next.in_flight, next.successes), (Kind::Recovering, 1, 0));
         assert_eq!(p, publish(Reason::External, DeadlineFrom::RampEnd { elapsed }, false, kind != Kind::Recovering));
         let over = Command::Recover { elapsed: Duration::from_nanos(RAMP) };
-        assert_eq!(entered(w, go(over.step(w, no_time, limits())).0).0.kind, Kind::Closed);
+        assert_eq!(entered(w, go(over.step(w, no_time, &limits())).0).0.kind, Kind::Closed);
         let no_ramp = Command::Recover { elapsed: Duration::ZERO };
-        assert_eq!(entered(w, go(no_ramp.step(w, no_time, NO_RAMP)).0).0.kind, Kind::Closed);
+        assert_eq!(entered(w, go(no_ramp.step(w, no_time, &NO_RAMP)).0).0.kind, Kind::Closed);
     }
 }
 
@@ -311,15 +311,15 @@ fn recovering_admits_the_ramps_fraction_until_its_end() {
     // Halfway (the ramp ends RAMP / 2 from now): half of each call.
     let now = 10 * RAMP;
     let halfway = move || Seen { now, deadline: Deadline::At(now + RAMP / 2), earliest_lease: None };
-    let (change, decision) = go(Acquire.step(w, halfway, limits()));
+    let (change, decision) = go(Acquire.step(w, halfway, &limits()));
     assert_eq!((change, decision), (Change::None, Admission::Ramp { fraction: ramp.fraction(RAMP / 2) }));
     assert_eq!(ramp.fraction(RAMP / 2), crate::ramp::ONE / 2);
     // Its end not stored yet: the ramp has just begun.
-    let (_, decision) = go(Acquire.step(w, seen(Deadline::Pending), limits()));
+    let (_, decision) = go(Acquire.step(w, seen(Deadline::Pending), &limits()));
     assert_eq!(decision, Admission::Ramp { fraction: ramp.fraction(0) });
-    assert!(matches!(Acquire.step(w, seen(Deadline::Stale), limits()), Step::Reload { .. }));
+    assert!(matches!(Acquire.step(w, seen(Deadline::Stale), &limits()), Step::Reload { .. }));
     // Without a ramp a Recovering word is corrupted: it admits nothing.
-    let (_, decision) = go(Acquire.step(w, no_time, NO_RAMP));
+    let (_, decision) = go(Acquire.step(w, no_time, &NO_RAMP));
     assert_eq!(decision, rejected(Kind::ForcedOpen, None));
 }
 
@@ -334,7 +334,7 @@ fn the_end_of_the_ramp_closes_and_forgets_the_openings_only_if_it_saw_traffic() 
     let Change::Probes { in_flight, successes } = with_history(busy) else { unreachable!() };
     let busy = Word { in_flight, successes, ..quiet };
     for (w, opens) in [(quiet, 4), (busy, 0)] {
-        let (change, decision) = go(Acquire.step(w, seen(Deadline::At(NOW)), limits()));
+        let (change, decision) = go(Acquire.step(w, seen(Deadline::At(NOW)), &limits()));
         assert_eq!(decision, Admission::Admit);
         let (next, p) = entered(w, change);
         assert_eq!((next.kind, next.opens), (Kind::Closed, opens));
@@ -346,7 +346,7 @@ fn the_end_of_the_ramp_closes_and_forgets_the_openings_only_if_it_saw_traffic() 
 fn the_ramp_aborts_on_its_failure_rule() {
     let mut w = word(Kind::Recovering);
     for i in 0..3 {
-        let (change, verdict) = go(record(w, Outcome::Failure, false).step(w, no_time, limits()));
+        let (change, verdict) = go(record(w, Outcome::Failure, false).step(w, no_time, &limits()));
         assert_eq!(verdict, Verdict::Noted);
         match change {
             Change::Probes { in_flight, successes } if i < 2 => w = Word { in_flight, successes, ..w },
@@ -363,7 +363,7 @@ fn the_ramp_aborts_on_its_failure_rule() {
 #[test]
 fn consecutive_openings_saturate() {
     let w = Word { opens: MAX_OPENS, ..word(Kind::HalfOpen) };
-    let (change, _) = go(record(w, Outcome::Failure, false).step(w, no_time, limits()));
+    let (change, _) = go(record(w, Outcome::Failure, false).step(w, no_time, &limits()));
     assert_eq!(entered(w, change).0.opens, MAX_OPENS);
 }
 
@@ -375,7 +375,7 @@ fn trip() {
         let admitted = word(Kind::Closed);
         let w = word(kind);
         let cause = TripCause::FailureRate;
-        let (change, verdict) = go(Trip { admitted, retry_after: HINT, cause }.step(w, no_time, limits()));
+        let (change, verdict) = go(Trip { admitted, retry_after: HINT, cause }.step(w, no_time, &limits()));
         match kind {
             Kind::Closed => {
                 assert_eq!(verdict, Verdict::Noted);
@@ -391,7 +391,7 @@ fn trip() {
             }
         }
         let trip = Trip { admitted: older(admitted), retry_after: None, cause: TripCause::ConsecutiveFailures };
-        assert_eq!(go(trip.step(w, no_time, limits())), (Change::None, Verdict::Late), "a later generation");
+        assert_eq!(go(trip.step(w, no_time, &limits())), (Change::None, Verdict::Late), "a later generation");
     }
 }
 
@@ -401,7 +401,7 @@ fn trip() {
 fn abandon() {
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, verdict) = go(Abandon { admitted: w, owned: true }.step(w, no_time, limits()));
+        let (change, verdict) = go(Abandon { admitted: w, owned: true }.step(w, no_time, &limits()));
         match kind {
             Kind::HalfOpen => {
                 assert_eq!((change, verdict), (Change::Probes { in_flight: 0, successes: 0 }, Verdict::Noted));
@@ -411,14 +411,14 @@ fn abandon() {
             }
         }
         let late = Abandon { admitted: older(w), owned: true };
-        assert_eq!(go(late.step(w, no_time, limits())), (Change::None, Verdict::Late));
+        assert_eq!(go(late.step(w, no_time, &limits())), (Change::None, Verdict::Late));
         // A probe that lost its slot left the count when it lost it.
         let lost = Abandon { admitted: w, owned: false };
-        assert_eq!(go(lost.step(w, no_time, limits())), (Change::None, Verdict::Late));
+        assert_eq!(go(lost.step(w, no_time, &limits())), (Change::None, Verdict::Late));
     }
     // A half-open word with no probe in flight (the slot was already freed) stays.
     let empty = Word { in_flight: 0, ..word(Kind::HalfOpen) };
-    let step = Abandon { admitted: empty, owned: true }.step(empty, no_time, limits());
+    let step = Abandon { admitted: empty, owned: true }.step(empty, no_time, &limits());
     assert_eq!(go(step), (Change::None, Verdict::Noted));
 }
 
@@ -450,7 +450,7 @@ fn reset_close_force_open_and_disable_from_every_kind() {
     for kind in Kind::ALL {
         let w = Word { opens: 3, ..word(kind) };
         for (command, to, reason) in cases {
-            let (change, ()) = go(command.step(w, no_time, limits()));
+            let (change, ()) = go(command.step(w, no_time, &limits()));
             let (next, p) = entered(w, change);
             assert_eq!((next.kind, next.in_flight, next.successes), (to, 0, 0));
             // A close forgets the openings; forcing open or disabling keeps them.
@@ -466,7 +466,7 @@ fn open_for_from_every_kind() {
     let wait = Duration::from_secs(4);
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, ()) = go(Command::OpenFor(wait).step(w, no_time, limits()));
+        let (change, ()) = go(Command::OpenFor(wait).step(w, no_time, &limits()));
         let (next, p) = entered(w, change);
         assert_eq!((next.kind, next.opens), (Kind::Open, 2));
         // An explicit opening is news even to an open breaker.
@@ -479,11 +479,11 @@ fn hold_open_moves_an_open_deadline_and_opens_anything_else() {
     let wait = Duration::from_secs(4);
     for kind in Kind::ALL {
         let w = word(kind);
-        let (change, ()) = go(Command::HoldOpen(wait).step(w, no_time, limits()));
+        let (change, ()) = go(Command::HoldOpen(wait).step(w, no_time, &limits()));
         match kind {
             Kind::Open => assert_eq!(change, Change::MoveDeadline(wait)),
             Kind::Closed | Kind::HalfOpen | Kind::ForcedOpen | Kind::Disabled | Kind::Recovering => {
-                assert_eq!(change, go(Command::OpenFor(wait).step(w, no_time, limits())).0);
+                assert_eq!(change, go(Command::OpenFor(wait).step(w, no_time, &limits())).0);
             }
         }
     }
