@@ -768,6 +768,16 @@ impl<C: HttpClient, T> HttpBreakerBuilder<C, T> {
         self.core(move |t| t.throttle(throttle))
     }
 
+    /// In-flight age (see [`breakerbox::BreakerBuilder::hung_after`]): a request still in
+    /// flight this long counts as a failure while it runs, so a server that hangs trips
+    /// the breaker before the requests' timeout fires. Set it below the
+    /// [timeout](Self::timeout) and above the longest a healthy request takes.
+    #[must_use]
+    pub fn hung_after(self, after: impl Into<Option<Duration>>) -> Self {
+        let after = after.into();
+        self.core(move |t| t.hung_after(after))
+    }
+
     /// Shadow mode from the start (see [`breakerbox::BreakerBuilder::shadow`]); switch
     /// it at run time with [`HttpBreaker::set_shadow`].
     #[must_use]

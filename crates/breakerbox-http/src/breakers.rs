@@ -181,7 +181,7 @@ impl<O: Single> Breakers<O> {
             };
             let (successes, failures, ignored, rejected) = (sum.successes, sum.failures, sum.ignored, sum.rejected);
             let (slow_calls, opens, probes_in_flight) = (sum.slow_calls, sum.opens, sum.probes_in_flight);
-            let would_reject = sum.would_reject;
+            let (would_reject, hung_calls) = (sum.would_reject, sum.hung_calls);
             let consecutive_failures = sum.consecutive_failures.max(m.consecutive_failures);
             let reject_probability = sum.reject_probability.max(m.reject_probability);
             if m.state.severity() > sum.state.severity() {
@@ -195,6 +195,7 @@ impl<O: Single> Breakers<O> {
             sum.opens = opens + m.opens;
             sum.probes_in_flight = probes_in_flight + m.probes_in_flight;
             sum.would_reject = would_reject + m.would_reject;
+            sum.hung_calls = hung_calls + m.hung_calls;
             sum.consecutive_failures = consecutive_failures;
             sum.reject_probability = reject_probability;
         });

@@ -63,6 +63,7 @@ const DEFAULT_CANCEL_COUNTS_AFTER: Duration = Duration::from_secs(1);
 /// | [`throttle`](BreakerBuilder::throttle) | off |
 /// | [`recovery_ramp`](BreakerBuilder::recovery_ramp) | off |
 /// | [`shadow`](BreakerBuilder::shadow) | off |
+/// | [`hung_after`](BreakerBuilder::hung_after) | off |
 /// | [`clock`](BreakerBuilder::clock) | [`MonotonicClock`](crate::MonotonicClock) |
 ///
 /// # Clone
@@ -411,6 +412,7 @@ pub struct BreakerBuilder {
     throttle: Option<Throttle>,
     ramp: Option<Ramp>,
     shadow: bool,
+    hung_after: Option<Duration>,
     /// The panic valve of the family this template makes breakers for.
     valve: Option<Arc<Valve>>,
 }
@@ -431,6 +433,7 @@ impl BreakerBuilder {
             throttle: None,
             ramp: None,
             shadow: false,
+            hung_after: None,
             valve: None,
         }
     }
@@ -531,6 +534,22 @@ impl BreakerBuilder {
         self
     }
 
+    /// In-flight age: a closed call still in flight this long counts as a failure at
+    /// once, while it runs, so a backend that hangs trips the breaker one `hung_after`
+    /// after it starts hanging, before the callers' own timeouts fire (outcomes alone
+    /// show a hang only when those expire, all at once). Each call counts once: a call
+    /// counted as hung is not counted again when it completes. It is counted at most a
+    /// quarter of `hung_after` late (calls are kept in buckets of that width, and
+    /// counted at the next admission), and only for calls admitted in the current
+    /// closed generation. The trip says [`TripCause::HungCalls`](crate::TripCause::HungCalls);
+    /// [`Metrics::hung_calls`] says how many are hung now. Set it above the longest a
+    /// healthy call takes. `None` (the default) turns it off.
+    #[must_use]
+    pub fn hung_after(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.hung_after = after.into();
+        self
+    }
+
     /// Shadow mode, to try a configuration on production traffic: the real state
     /// machine runs (it trips, waits, probes, ramps, throttles, and emits its events and
     /// metrics) but every call is admitted. A call it would have rejected runs anyway,
@@ -605,6 +624,11 @@ impl BreakerBuilder {
         if let Some(ramp) = &self.ramp {
             ramp.validate()?;
         }
+        if let Some(d) = self.hung_after
+            && d.is_zero()
+        {
+            return Err(ConfigError::new("hung_after", d, "a duration greater than zero (or None: off)"));
+        }
         Ok(())
     }
 
@@ -639,6 +663,7 @@ impl BreakerBuilder {
             ramp: self.ramp.as_ref(),
             shadow: self.shadow,
             seat: self.valve.clone().map(Seat::new),
+            hung_after: self.hung_after,
         }));
         // Jitter must differ between breakers built together (every key of a family
         // opens at once when a shared dependency fails): seed from a process-wide

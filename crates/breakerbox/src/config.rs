@@ -20,6 +20,7 @@
 //! throttle = { k = 2.0, window = "30s", max_reject = 0.9 } # adaptive throttling; {} for defaults
 //! recovery_ramp = { duration = "30s", min_fraction = 0.1 }  # a ramp after half-open; {} for defaults
 //! shadow = true                       # admit every call, count what would be rejected
+//! hung_after = "2s"                   # a call in flight this long fails now
 //! ```
 //!
 //! # Examples
@@ -90,6 +91,9 @@ pub struct BreakerConfig {
     /// Shadow mode: every call admitted, the would-be rejections counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<bool>,
+    /// A closed call in flight this long counts as a failure, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub hung_after: Option<Duration>,
 }
 
 /// The [recovery ramp](crate::ramp): every key optional, as in [`Ramp`]'s table.
@@ -384,6 +388,9 @@ impl BreakerConfig {
         }
         if let Some(on) = self.shadow {
             b = b.shadow(on);
+        }
+        if let Some(d) = self.hung_after {
+            b = b.hung_after(d);
         }
         b
     }

@@ -21,6 +21,7 @@ use crate::clock::coarse::AgeClock;
 use crate::clock::{AnyClock, nanos};
 use crate::event::{Listeners, Recorded, Transition};
 use crate::family::valve::Seat;
+use crate::policy::in_flight::InFlight;
 use crate::policy::tracker::Tracker;
 use crate::ramp::RampRule;
 use crate::state::kind::Kind;
@@ -33,7 +34,7 @@ use crate::stats::{Metrics, Stats, WindowCounts};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::telemetry::Telemetry;
 use crate::throttle::throttler::Throttler;
-use crate::{Name, OpenWait, Outcome, Policy, Ramp, Reason, Rejected, Report, State, Throttle};
+use crate::{Name, OpenWait, Outcome, Policy, Ramp, Reason, Rejected, Report, State, Throttle, TripCause};
 
 /// One breaker's state, counters and settings, shared by its handles and permits.
 pub(crate) struct Engine {
@@ -99,6 +100,14 @@ pub(crate) struct Engine {
     refusal: AtomicU64,
     /// This breaker's place in its family's panic valve, if the family has one.
     seat: Option<Seat>,
+    /// Closed admissions by age, when calls in flight past `hung_after` count as
+    /// failures (on the age clock, as the admission stamps are).
+    in_flight: Option<Box<InFlight>>,
+    /// `hung_after`, in nanoseconds.
+    hung_after: u64,
+    /// When the breaker last closed, on the age clock: hung calls admitted before it
+    /// belong to an older generation.
+    closed_since_age: AtomicU64,
 }
 
 /// A breaker's settings, checked by the builder.
@@ -116,6 +125,7 @@ pub(crate) struct Settings<'a> {
     pub(crate) ramp: Option<&'a Ramp>,
     pub(crate) shadow: bool,
     pub(crate) seat: Option<Seat>,
+    pub(crate) hung_after: Option<Duration>,
 }
 
 /// What an admission hands to its permit, in two words (returned in registers on the
@@ -164,16 +174,20 @@ impl Engine {
         let tracker = Tracker::new(s.policy);
         let refusal = if s.shadow { SHADOW } else { 0 }
             | if Telemetry::ENABLED || !s.listeners.rejection.is_empty() { NOTIFY } else { 0 };
-        let fast_success =
-            !tracker.needs_time && tracker.streak_only() && s.listeners.outcome.is_empty() && s.throttle.is_none();
+        let fast_success = !tracker.needs_time
+            && tracker.streak_only()
+            && s.listeners.outcome.is_empty()
+            && s.throttle.is_none()
+            && s.hung_after.is_none();
         let throttle_clock =
             if s.throttle.is_some() && s.clock.is_monotonic() { AgeClock::shared() } else { AgeClock::Own };
-        let age_clock = if tracker.needs_time || s.cancel_after.is_none() || !s.clock.is_monotonic() {
-            AgeClock::Own
-        } else {
-            AgeClock::shared()
-        };
-        let stamps_start = tracker.needs_time || s.cancel_after.is_some();
+        let age_clock =
+            if tracker.needs_time || (s.cancel_after.is_none() && s.hung_after.is_none()) || !s.clock.is_monotonic() {
+                AgeClock::Own
+            } else {
+                AgeClock::shared()
+            };
+        let stamps_start = tracker.needs_time || s.cancel_after.is_some() || s.hung_after.is_some();
         Self {
             word: CachePadded(AtomicU64::new(Word::INITIAL)),
             deadline: AtomicU64::new(0),
@@ -199,7 +213,7 @@ impl Engine {
             listeners: s.listeners,
             fast_success,
             throttle: s.throttle.map(|t| Box::new(Throttler::new(t))),
-            admit_freely: if s.throttle.is_some() {
+            admit_freely: if s.throttle.is_some() || s.hung_after.is_some() {
                 Kind::ADMIT_FREELY & !(1 << Kind::Closed.bits())
             } else {
                 Kind::ADMIT_FREELY
@@ -207,6 +221,9 @@ impl Engine {
             throttle_clock,
             refusal: AtomicU64::new(refusal),
             seat: s.seat,
+            in_flight: s.hung_after.map(|d| Box::new(InFlight::new(nanos(d)))),
+            hung_after: s.hung_after.map_or(0, nanos),
+            closed_since_age: AtomicU64::new(0),
         }
     }
 
@@ -315,6 +332,9 @@ impl Engine {
         self.store_deadline(next.generation, deadline);
         if let Some(seat) = &self.seat {
             seat.publish(next.generation, matches!(next.kind, Kind::Open | Kind::ForcedOpen));
+        }
+        if self.in_flight.is_some() && next.kind == Kind::Closed {
+            self.closed_since_age.fetch_max(self.age_now(), Ordering::Relaxed);
         }
         if next.kind == Kind::HalfOpen && next.generation != prev.generation {
             self.clear_stale_probes(next.generation);
@@ -513,13 +533,75 @@ impl Engine {
         self.acquire_slow(cur)
     }
 
-    /// A closed admission on a breaker that throttles: the throttle admits the call (and
-    /// counts its request) or keeps it off the backend.
+    /// A closed admission on a breaker that throttles or counts hung calls (the others
+    /// admit on the call path): the throttle admits the call (and counts its request)
+    /// or keeps it off the backend; an admitted call enters the in-flight count, and
+    /// the calls that have hung since are counted as failures.
     #[inline(never)]
-    fn acquire_throttled(&self, throttle: &Throttler, cur: u64) -> Result<Ticket, u64> {
-        match throttle.admit(self.throttle_clock.now(&self.clock)) {
-            Ok(()) => Ok(Ticket { word: cur, start: self.start() }),
-            Err(p) => self.refuse(Rejected::pack_throttled(p, throttle.bucket_nanos()), cur),
+    fn admit_closed(&self, word: u64) -> Result<Ticket, u64> {
+        if let Some(throttle) = &self.throttle
+            && let Err(p) = throttle.admit(self.throttle_clock.now(&self.clock))
+        {
+            return self.refuse(Rejected::pack_throttled(p, throttle.bucket_nanos()), word);
+        }
+        let start = self.start();
+        if let Some(in_flight) = &self.in_flight {
+            in_flight.admit(start);
+            let hung = in_flight.sweep(start);
+            if hung > 0 {
+                self.count_hung(word, hung, start);
+            }
+        }
+        Ok(Ticket { word, start })
+    }
+
+    /// `hung` calls of the closed `word` are in flight past `hung_after` (at `now`, on the
+    /// age clock): each counts as a failure now, and may trip the breaker. Calls
+    /// admitted before the breaker last closed belong to an older generation: a pass
+    /// that could hold them (the generation is younger than `hung_after` and two
+    /// buckets) counts nothing.
+    #[cold]
+    fn count_hung(&self, word: u64, hung: u64, now: u64) {
+        let Some(in_flight) = &self.in_flight else { return };
+        // Zero: the breaker has not closed since it was built (no older generation).
+        let since = self.closed_since_age.load(Ordering::Relaxed);
+        if since != 0 && now.saturating_sub(since) < self.hung_after + 2 * in_flight.bucket_nanos() {
+            return;
+        }
+        let admitted = Word::unpack(word);
+        let generation = admitted.generation;
+        let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;
+        let mut clock = self.tracker.needs_time.then(|| self.now());
+        for _ in 0..hung {
+            if self.tracker.record(generation, true, None, clock.unwrap_or(0), still_current).is_some() {
+                let trip = Trip { admitted, retry_after: None, cause: TripCause::HungCalls };
+                self.trip(trip, &mut clock);
+                return;
+            }
+        }
+    }
+
+    /// Applies a trip the policy decided, unless a family's panic valve holds it back.
+    fn trip(&self, trip: Trip, now: &mut Option<u64>) {
+        let mut apply = || {
+            self.apply(self.word.load(Ordering::Acquire), &trip, now);
+        };
+        match &self.seat {
+            Some(seat) => {
+                seat.valve().try_trip(self.name.as_str(), apply);
+            }
+            None => apply(),
+        }
+    }
+
+    /// Whether the closed call of `ticket` was already counted as a hung call (then its
+    /// own outcome must not count again); takes it out of the in-flight count.
+    fn leaves_flight(&self, ticket: Ticket) -> bool {
+        match &self.in_flight {
+            Some(in_flight) if Word::kind_of(ticket.word) == Kind::Closed => {
+                !in_flight.complete(ticket.start / in_flight.bucket_nanos())
+            }
+            Some(_) | None => false,
         }
     }
 
@@ -553,10 +635,8 @@ impl Engine {
     fn acquire_slow(&self, cur: u64) -> Result<Ticket, u64> {
         let mut now = None;
         match self.apply(cur, &Acquire, &mut now) {
-            (Admission::Admit, word) => match &self.throttle {
-                Some(throttle) if Word::kind_of(word) == Kind::Closed => self.acquire_throttled(throttle, word),
-                Some(_) | None => Ok(Ticket { word, start: self.start() }),
-            },
+            (Admission::Admit, word) if Word::kind_of(word) == Kind::Closed => self.admit_closed(word),
+            (Admission::Admit, word) => Ok(Ticket { word, start: self.start() }),
             (Admission::Reject(r), word) => self.refuse(pack(r), word),
             (Admission::Ramp { fraction }, word) => self.ramp_admit(word, fraction),
             (admission @ (Admission::Probe | Admission::TakeOver(_)), word) => self.admit_probe(admission, word, now),
@@ -728,28 +808,22 @@ impl Engine {
         self.stats.outcome(report.outcome, slow);
         self.telemetry.outcome(report.outcome, slow);
         self.throttle_outcome(ticket.word, Some(report.overload));
+        let counted_as_hung = self.leaves_flight(ticket);
         let admitted = Word::unpack(ticket.word);
         let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
         let record = Record { admitted, outcome: report.outcome, slow, retry_after: report.retry_after, owned };
         let mut now = now;
         let (verdict, _) = self.apply(self.word.load(Ordering::Acquire), &record, &mut now);
         let current = match verdict {
+            // A hung call was counted as a failure when it hung: its outcome is not
+            // counted again.
+            Verdict::Count { .. } if counted_as_hung => true,
             Verdict::Count { failed } => {
                 let generation = admitted.generation;
                 let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;
                 if let Some(cause) = self.tracker.record(generation, failed, duration, now.unwrap_or(0), still_current)
                 {
-                    let trip = Trip { admitted, retry_after: report.retry_after, cause };
-                    let mut trip = || {
-                        self.apply(self.word.load(Ordering::Acquire), &trip, &mut now);
-                    };
-                    match &self.seat {
-                        // A family's panic valve may hold it back.
-                        Some(seat) => {
-                            seat.valve().try_trip(self.name.as_str(), trip);
-                        }
-                        None => trip(),
-                    }
+                    self.trip(Trip { admitted, retry_after: report.retry_after, cause }, &mut now);
                 }
                 true
             }
@@ -792,6 +866,7 @@ impl Engine {
     /// freed.
     pub(crate) fn release(&self, ticket: Ticket) {
         self.throttle_outcome(ticket.word, None);
+        self.leaves_flight(ticket);
         let admitted = Word::unpack(ticket.word);
         let owned = admitted.kind != Kind::HalfOpen || self.release_probe(ticket);
         self.apply(self.word.load(Ordering::Acquire), &Abandon { admitted, owned }, &mut None);
@@ -887,6 +962,7 @@ impl Engine {
             time_in_state: Duration::from_nanos(now.saturating_sub(since)),
             opens: self.opens.load(Ordering::Relaxed),
             probes_in_flight: if w.kind == Kind::HalfOpen { w.in_flight } else { 0 },
+            hung_calls: self.in_flight.as_ref().map_or(0, |f| f.aged_in_flight(self.age_now())),
             window: match w.kind {
                 Kind::Closed => self.tracker.window_counts(w.generation, now).map(|c| WindowCounts {
                     calls: c.calls,

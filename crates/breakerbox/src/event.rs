@@ -73,6 +73,9 @@ pub enum TripCause {
     FailureRate,
     /// A slow-call rate reached its threshold.
     SlowCallRate,
+    /// Calls still in flight past [`hung_after`](crate::BreakerBuilder::hung_after)
+    /// counted as failures made a rule trip, before they completed.
+    HungCalls,
 }
 
 impl TripCause {
@@ -82,6 +85,7 @@ impl TripCause {
             Self::ConsecutiveFailures => "consecutive_failures",
             Self::FailureRate => "failure_rate",
             Self::SlowCallRate => "slow_call_rate",
+            Self::HungCalls => "hung_calls",
         }
     }
 }

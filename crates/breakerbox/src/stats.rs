@@ -215,6 +215,9 @@ pub struct Metrics {
     pub opens: u64,
     /// Half-open probes admitted and not yet reported.
     pub probes_in_flight: u32,
+    /// Closed calls in flight longer than [`hung_after`](crate::BreakerBuilder::hung_after)
+    /// right now (0 without it).
+    pub hung_calls: u64,
     /// What the window of the policy's first rate rule holds right now, with the slow
     /// calls of its first slow-call rule (while closed; while recovering, the ramp's own
     /// window), if it has a rate rule.

@@ -23,6 +23,7 @@ recovery_ramp = { duration = "20s", min_fraction = 0.25, aggression = 1.0, windo
 [search]
 name = "search-api"
 shadow = true
+hung_after = "3s"
 open_wait = "250ms"
 cancel_counts_after = "never"
 "#;
@@ -69,6 +70,7 @@ fn several_named_breakers_from_toml() {
     assert!(b.try_acquire().is_err());
     assert_eq!(all["search"].build().unwrap().name(), "search-api");
     assert!(all["search"].build().unwrap().is_shadow());
+    assert_eq!(all["search"].hung_after, Some(Duration::from_secs(3)));
     assert!(!payments.build().unwrap().is_shadow());
 
     // The throttle's keys drive it too: overloaded calls and p is capped at 0.5, with a
@@ -216,6 +218,7 @@ fn every_invalid_key_gives_a_named_error() {
         ("throttle = { buckets = 0 }", "throttle.buckets"),
         ("throttle = { window = \"5ms\", buckets = 10 }", "throttle.window"),
         ("recovery_ramp = { duration = \"0s\" }", "recovery_ramp.duration"),
+        ("hung_after = \"0s\"", "hung_after"),
         ("recovery_ramp = { min_fraction = 0.0 }", "recovery_ramp.min_fraction"),
         ("recovery_ramp = { window = 20 }", "recovery_ramp.window"),
         ("recovery_ramp = { window = 4, min_calls = 5 }", "recovery_ramp.min_calls"),

@@ -17,6 +17,7 @@ mod classify;
 mod custom_client;
 mod fallback;
 mod half_open;
+mod hung;
 mod methods;
 mod original;
 mod outcomes;

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), allow(dead_code))]
 //! Calls in flight by age: a call still running longer than a threshold counts as a
 //! failure, once, so that a backend that hangs trips the breaker before the callers'
 //! own timeouts fire (gobreaker#91, envoy#288). Outcomes alone see a hang only when the
