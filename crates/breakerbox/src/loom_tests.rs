@@ -246,8 +246,8 @@ fn loom_a_probe_cancelled_late_reopens_and_admits_no_second_probe() {
 }
 
 /// A breaker with a recovery ramp of `RAMP` (admitting `min_fraction` at first, aborted
-/// by one failure), tripped, its wait passed and its one probe succeeded: recovering.
-fn recovering(clock: &ManualClock, min_fraction: f64, transitions: Option<Arc<AtomicUsize>>) -> Breaker {
+/// by one failure), tripped and its wait passed: the next call is its probe.
+fn ramped(clock: &ManualClock, min_fraction: f64, transitions: Option<Arc<AtomicUsize>>) -> Breaker {
     let mut b = Breaker::builder()
         .policy(Policy::consecutive_failures(1))
         .open_wait(OpenWait::fixed(WAIT))
@@ -263,6 +263,12 @@ fn recovering(clock: &ManualClock, min_fraction: f64, transitions: Option<Arc<At
     let b = b.build().unwrap();
     b.try_acquire().unwrap().failure();
     clock.advance(WAIT);
+    b
+}
+
+/// As [`ramped`], with its probe succeeded: recovering.
+fn recovering(clock: &ManualClock, min_fraction: f64, transitions: Option<Arc<AtomicUsize>>) -> Breaker {
+    let b = ramped(clock, min_fraction, transitions);
     b.try_acquire().unwrap().success();
     assert_eq!(b.state(), State::Recovering);
     b
@@ -296,15 +302,7 @@ fn loom_racing_ramp_admissions_admit_exactly_the_fraction() {
 fn loom_entering_the_ramp_races_an_acquirer() {
     loom::model(|| {
         let clock = ManualClock::new();
-        let b = Breaker::builder()
-            .policy(Policy::consecutive_failures(1))
-            .open_wait(OpenWait::fixed(WAIT))
-            .recovery_ramp(crate::Ramp::new().duration(RAMP).min_fraction(0.5))
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        b.try_acquire().unwrap().failure();
-        clock.advance(WAIT);
+        let b = ramped(&clock, 0.5, None);
         let probe = b.try_acquire_owned().unwrap();
         let other = b.clone();
         let t = thread::spawn(move || other.try_acquire_owned().map_err(|r| r.reason()));
