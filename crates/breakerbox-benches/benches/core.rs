@@ -773,6 +773,14 @@ mod protections {
         group.bench_function("ramp_deciding", |b| b.iter(|| black_box(&ramp).try_acquire().map(|p| p.success())));
         assert_eq!(ramp.state(), State::Recovering, "the clock stood still");
 
+        // In-flight age on: every closed admission takes the rules' path, enters the
+        // in-flight count and sweeps (one load: nothing is due), and its completion
+        // leaves the count.
+        let hung = builder().hung_after(Duration::from_secs(1)).build().expect("valid");
+        group
+            .bench_function("hung_after_admitting", |b| b.iter(|| black_box(&hung).try_acquire().map(|p| p.success())));
+        assert_eq!(hung.metrics().hung_calls, 0);
+
         // Shadow mode on an open breaker: every call is admitted and counted as one it
         // would have rejected.
         let shadow = builder().shadow(true).build().expect("valid");

@@ -103,8 +103,6 @@ pub(crate) struct Engine {
     /// Closed admissions by age, when calls in flight past `hung_after` count as
     /// failures (on the age clock, as the admission stamps are).
     in_flight: Option<Box<InFlight>>,
-    /// `hung_after`, in nanoseconds.
-    hung_after: u64,
     /// When the breaker last closed, on the age clock: hung calls admitted before it
     /// belong to an older generation.
     closed_since_age: AtomicU64,
@@ -222,7 +220,6 @@ impl Engine {
             refusal: AtomicU64::new(refusal),
             seat: s.seat,
             in_flight: s.hung_after.map(|d| Box::new(InFlight::new(nanos(d)))),
-            hung_after: s.hung_after.map_or(0, nanos),
             closed_since_age: AtomicU64::new(0),
         }
     }
@@ -546,28 +543,25 @@ impl Engine {
         }
         let start = self.start();
         if let Some(in_flight) = &self.in_flight {
+            // Only this closed generation's calls: those of the epoch it began in and
+            // later (an older call of that epoch may count with them). The sweep comes
+            // before the admission: it sweeps every due epoch, so the admission never
+            // finds its slot held by an unswept older epoch (whose calls it would carry
+            // without their epoch). The new call cannot be due yet anyway.
+            let since = self.closed_since_age.load(Ordering::Relaxed) / in_flight.bucket_nanos();
+            let hung = in_flight.sweep_since(start, since);
             in_flight.admit(start);
-            let hung = in_flight.sweep(start);
             if hung > 0 {
-                self.count_hung(word, hung, start);
+                self.count_hung(word, hung);
             }
         }
         Ok(Ticket { word, start })
     }
 
-    /// `hung` calls of the closed `word` are in flight past `hung_after` (at `now`, on the
-    /// age clock): each counts as a failure now, and may trip the breaker. Calls
-    /// admitted before the breaker last closed belong to an older generation: a pass
-    /// that could hold them (the generation is younger than `hung_after` and two
-    /// buckets) counts nothing.
+    /// `hung` calls of the closed `word` are in flight past `hung_after`: each counts as
+    /// a failure now, and may trip the breaker.
     #[cold]
-    fn count_hung(&self, word: u64, hung: u64, now: u64) {
-        let Some(in_flight) = &self.in_flight else { return };
-        // Zero: the breaker has not closed since it was built (no older generation).
-        let since = self.closed_since_age.load(Ordering::Relaxed);
-        if since != 0 && now.saturating_sub(since) < self.hung_after + 2 * in_flight.bucket_nanos() {
-            return;
-        }
+    fn count_hung(&self, word: u64, hung: u64) {
         let admitted = Word::unpack(word);
         let generation = admitted.generation;
         let still_current = || Word::generation_of(self.word.load(Ordering::Acquire)) == generation;

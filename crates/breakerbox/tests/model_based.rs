@@ -7,7 +7,8 @@
 //! failure rate over a count window (alone, or or-ed with a consecutive rule), and one
 //! with a failure rate over a time window and a slow-call rule (with or without a
 //! consecutive rule). Every machine draws the probe lease, the cancellation rule, a
-//! recovery ramp (or none) and shadow mode (on or off at build, and switched at run time).
+//! recovery ramp (or none), shadow mode (on or off at build, and switched at run time)
+//! and the in-flight age rule (`hung_after`, or none).
 //!
 //! Adaptive throttling is left out: its admissions are random draws, which no plain
 //! model can predict (`tests/throttle.rs` checks it statistically).
@@ -20,8 +21,10 @@ mod model;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use breakerbox::{Breaker, ManualClock, OpenWait, OwnedPermit, Policy, Ramp, RejectReason, Report, State};
-use model::{MConfig, MOutcome, MRamp, MRate, MSlow, MState, MTimeRate, MWait, Model, Observed, Op};
+use std::sync::{Arc, Mutex};
+
+use breakerbox::{Breaker, ManualClock, OpenWait, OwnedPermit, Policy, Ramp, RejectReason, Report, State, TripCause};
+use model::{MCause, MConfig, MOutcome, MRamp, MRate, MSlow, MState, MTimeRate, MWait, Model, Observed, Op};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -83,6 +86,7 @@ struct Settings {
     cancel_after_ms: Option<u64>,
     ramp: Option<MRamp>,
     shadow: bool,
+    hung_after_ns: Option<u64>,
 }
 
 impl Settings {
@@ -99,25 +103,42 @@ impl Settings {
             cancel_after_ms: self.cancel_after_ms,
             ramp: self.ramp,
             shadow: self.shadow,
+            hung_after_ns: self.hung_after_ns,
         })
     }
 }
 
-/// Probes, waits, leases, the retry-after limit, the cancellation rule, the ramp and
-/// shadow mode.
+/// Probes, waits, leases, the retry-after limit, the cancellation rule, the ramp,
+/// shadow mode and the in-flight age rule.
 fn settings() -> impl Strategy<Value = Settings> {
     let shadow = proptest::bool::weighted(0.15);
-    (1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy(), ramp_strategy(), shadow).prop_map(
-        |(probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms, ramp, shadow)| Settings {
-            probes,
-            wait,
-            probe_lease_ms,
-            retry_after_limit_ms,
-            cancel_after_ms,
-            ramp,
-            shadow,
+    let rest = (ramp_strategy(), shadow, hung_strategy());
+    (1u32..=4, wait_strategy(), 1u64..=100, 0u64..=200, cancel_strategy(), rest).prop_map(
+        |(probes, wait, probe_lease_ms, retry_after_limit_ms, cancel_after_ms, (ramp, shadow, hung_after_ns))| {
+            Settings {
+                probes,
+                wait,
+                probe_lease_ms,
+                retry_after_limit_ms,
+                cancel_after_ms,
+                ramp,
+                shadow,
+                hung_after_ns,
+            }
         },
     )
+}
+
+/// The in-flight age rule: off, or a threshold near the clock's steps (mostly whole
+/// milliseconds, some in nanoseconds: under 1.05 ms the bucket is the narrowest, 2^18
+/// ns, wider than a quarter of the threshold).
+fn hung_strategy() -> BoxedStrategy<Option<u64>> {
+    let ns = prop_oneof![
+        3 => (1u64..=40).prop_map(|ms| ms * NANOS_PER_MS),
+        1 => (41u64..=150).prop_map(|ms| ms * NANOS_PER_MS),
+        1 => 1u64..=3_000_000,
+    ];
+    proptest::option::weighted(0.35, ns).boxed()
 }
 
 /// The recovery ramp: none, or one with every setting drawn over its valid range. Its
@@ -290,6 +311,16 @@ fn transitions(state: &Model) -> BoxedStrategy<Op> {
         choices.push((exact, Just(Op::AdvanceMs(ms)).boxed()));
         choices.push((2, Just(Op::AdvanceMs(ms - 1)).boxed()));
     }
+    // Land on (and just before) the instant the oldest tracked call is due, so that
+    // calls are counted as hung while they are held.
+    if let Some((t, w)) = state.hung_width()
+        && let Some(due) = state.flight.iter().filter(|f| !f.counted).map(|f| (f.start / w + 1) * w + t).min()
+        && due > state.now
+    {
+        let ms = (due - state.now).div_ceil(NANOS_PER_MS);
+        choices.push((4, Just(Op::AdvanceMs(ms)).boxed()));
+        choices.push((1, Just(Op::AdvanceMs(ms - 1)).boxed()));
+    }
     Union::new_weighted(choices).boxed()
 }
 
@@ -312,6 +343,17 @@ struct Sut {
     breaker: Breaker,
     held: Vec<OwnedPermit>,
     probes: u32,
+    /// `Transition::tripped_by` of every transition that has one, oldest first.
+    trips: Arc<Mutex<Vec<TripCause>>>,
+}
+
+fn real_cause(c: MCause) -> TripCause {
+    match c {
+        MCause::ConsecutiveFailures => TripCause::ConsecutiveFailures,
+        MCause::FailureRate => TripCause::FailureRate,
+        MCause::SlowCallRate => TripCause::SlowCallRate,
+        MCause::HungCalls => TripCause::HungCalls,
+    }
 }
 
 struct BreakerTest<R>(PhantomData<R>);
@@ -337,7 +379,7 @@ fn reject_reason(s: MState) -> RejectReason {
     }
 }
 
-fn build(c: &MConfig, clock: &ManualClock) -> Breaker {
+fn build(c: &MConfig, clock: &ManualClock, trips: &Arc<Mutex<Vec<TripCause>>>) -> Breaker {
     let mut rules: Vec<Policy> = c.consecutive.map(Policy::consecutive_failures).into_iter().collect();
     let u32_of = |n: u64| u32::try_from(n).unwrap();
     if let Some(r) = c.rate {
@@ -386,6 +428,11 @@ fn build(c: &MConfig, clock: &ManualClock) -> Breaker {
         .retry_after_limit(Duration::from_millis(c.retry_after_limit_ms))
         .recovery_ramp(ramp)
         .shadow(c.shadow)
+        .hung_after(c.hung_after_ns.map(Duration::from_nanos))
+        .on_state_change({
+            let trips = Arc::clone(trips);
+            move |t| trips.lock().unwrap().extend(t.tripped_by)
+        })
         .clock(clock.clone())
         .build()
         .expect("valid settings")
@@ -400,8 +447,9 @@ where
 
     fn init_test(model: &Model) -> Sut {
         let clock = ManualClock::new();
-        let breaker = build(&model.config, &clock);
-        Sut { clock, breaker, held: Vec::new(), probes: model.config.probes }
+        let trips = Arc::new(Mutex::new(Vec::new()));
+        let breaker = build(&model.config, &clock, &trips);
+        Sut { clock, breaker, held: Vec::new(), probes: model.config.probes, trips }
     }
 
     fn apply(mut sut: Sut, model: &Model, op: Op) -> Sut {
@@ -485,6 +533,9 @@ where
         assert_eq!(m.slow_call_rate, expected.slow_call_rate, "metrics.slow_call_rate");
         assert_eq!(m.time_in_state, expected.time_in_state, "metrics.time_in_state");
         assert_eq!(m.recovery_fraction, expected.recovery_fraction, "metrics.recovery_fraction");
+        assert_eq!(m.hung_calls, expected.hung_calls, "metrics.hung_calls");
+        let trips: Vec<TripCause> = model.trips.iter().copied().map(real_cause).collect();
+        assert_eq!(*sut.trips.lock().unwrap(), trips, "Transition::tripped_by of every trip");
         assert_eq!(m.reject_probability, 0.0, "metrics.reject_probability without a throttle");
         assert_eq!(sut.breaker.is_shadow(), model.shadow, "is_shadow()");
         assert!(m.probes_in_flight <= sut.probes, "more probes in flight than slots");
@@ -530,6 +581,7 @@ fn one_failure_trips(ramp: Option<MRamp>) -> MConfig {
         cancel_after_ms: None,
         ramp,
         shadow: false,
+        hung_after_ns: None,
     }
 }
 
@@ -589,7 +641,7 @@ fn counted_report(before: &Model, op: Op, state: MState) -> bool {
 /// What the generated cases must reach, and the least share of cases (per mille) that
 /// must reach it on every machine. The shares are counted on the model alone from a
 /// fixed seed; the floors are about half of what the generators reach.
-const SITUATIONS: [(&str, u32, Reaches); 19] = [
+const SITUATIONS: [(&str, u32, Reaches); 24] = [
     ("a policy trips", 150, |b, _, a| b.state == MState::Closed && a.state == MState::Open),
     ("an open wait passes", 120, |_, _, a| a.observed_state() == MState::HalfOpen && a.state == MState::Open),
     ("a probe is admitted", 100, |b, _, a| b.state != MState::HalfOpen && a.state == MState::HalfOpen),
@@ -627,6 +679,16 @@ const SITUATIONS: [(&str, u32, Reaches); 19] = [
         100,
         |b, op, _| matches!(op, Op::Record { idx, .. } if b.held[idx].admitted_in == MState::Open),
     ),
+    ("in-flight age is configured", 150, |b, _, _| b.config.hung_after_ns.is_some()),
+    ("a hung call counted", 60, |b, _, a| a.hung_recorded > b.hung_recorded),
+    ("a hung call completes", 70, |b, op, _| {
+        matches!(op, Op::Record { idx, .. } | Op::Drop { idx }
+            if b.flight.iter().any(|f| f.id == b.held[idx].id && f.counted))
+    }),
+    ("hung calls of an older generation left out", 10, |b, _, a| a.hung_discarded > b.hung_discarded),
+    ("a trip by hung calls", 25, |b, _, a| {
+        a.trips.len() > b.trips.len() && a.trips.last() == Some(&model::MCause::HungCalls)
+    }),
 ];
 
 /// Replays `cases` generated cases of `R` on the model alone; how many reach each
@@ -655,9 +717,9 @@ fn reached<R: ReferenceStateMachine<State = Model, Transition = Op>>(cases: u32)
     counts
 }
 
-/// The generators reach the ramp and shadow mode (and the older states) often: each
-/// situation above is reached by at least its share of the cases. `--nocapture` prints
-/// the shares.
+/// The generators reach the ramp, shadow mode and in-flight age (and the older states)
+/// often: each situation above is reached by at least its share of the cases.
+/// `--nocapture` prints the shares.
 #[test]
 fn generated_cases_reach_the_ramp_and_shadow_mode() {
     const CASES: u32 = 600;

@@ -237,7 +237,16 @@ impl InFlight {
 
     /// Counts the calls that are due at `now` and were not counted yet; returns how many
     /// (0, after one relaxed load, unless `now` made a new epoch due).
+    #[cfg(test)]
     pub(crate) fn sweep(&self, now: u64) -> u64 {
+        self.sweep_since(now, 0)
+    }
+
+    /// As `sweep`, but returns only the calls of epochs `from` and later (and those
+    /// counted at once, outside a pass): the engine's current closed generation began in
+    /// epoch `from`, and the older calls it counts belong to an earlier one. Those are
+    /// counted all the same (their completions say so), just not returned.
+    pub(crate) fn sweep_since(&self, now: u64, from: u64) -> u64 {
         let limit = self.limit(now);
         if self.swept_below.load(Ordering::Relaxed) >= limit {
             return 0;
@@ -248,12 +257,16 @@ impl InFlight {
         if self.swept_below.fetch_max(limit, Ordering::Acquire) >= limit {
             return 0;
         }
-        let mut aged = 0;
+        let (mut taken, mut aged) = (0, 0);
         for (index, slot) in (0..).zip(self.slots.iter()) {
-            aged += Self::sweep_slot(slot, index, limit);
+            let (epoch, calls) = Self::sweep_slot(slot, index, limit);
+            taken += calls;
+            if epoch >= from {
+                aged += calls;
+            }
         }
-        if aged > 0 {
-            self.tallies.counted.fetch_add(aged, Ordering::Relaxed);
+        if taken > 0 {
+            self.tallies.counted.fetch_add(taken, Ordering::Relaxed);
         }
         if self.tallies.carried.load(Ordering::Relaxed) > 0 {
             aged += self.tallies.carried.swap(0, Ordering::Relaxed);
@@ -300,23 +313,23 @@ impl InFlight {
     }
 
     /// Sweeps one slot for a pass up to `limit`: moves it to its latest due epoch,
-    /// swept, and returns the calls it took.
-    fn sweep_slot(slot: &AtomicU64, index: u64, limit: u64) -> u64 {
+    /// swept, and returns the epoch whose calls it took, and how many.
+    fn sweep_slot(slot: &AtomicU64, index: u64, limit: u64) -> (u64, u64) {
         // The latest due epoch of this slot: the last one below `limit` that is
         // `index` modulo 8, if any.
         let Some(below) = limit.checked_sub(index + 1) else {
-            return 0;
+            return (0, 0);
         };
         let tag = below / SLOTS;
         let mut cur = slot.load(Ordering::Relaxed);
         loop {
             let s = Slot::unpack(cur);
             if s.tag > tag || (s.tag == tag && s.swept) {
-                return 0; // not due yet, or swept already
+                return (0, 0); // not due yet, or swept already
             }
             let next = Slot { tag, swept: true, count: 0 };
             match slot.compare_exchange_weak(cur, next.pack(), Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return if s.swept { 0 } else { s.count },
+                Ok(_) => return (s.tag * SLOTS + index, if s.swept { 0 } else { s.count }),
                 Err(actual) => cur = actual,
             }
         }

@@ -67,6 +67,19 @@
 //!   and nowhere else; dropped, it may be a cancelled failure, counted in the totals
 //!   alike.
 //!
+//! - In-flight age (if `hung_after` is set): only calls admitted while Closed are
+//!   tracked, with their admission time. width = max(hung_after / 4, 2^18 ns); a call
+//!   admitted at `start` is due once now >= (start / width + 1) * width + hung_after.
+//!   Every Closed admission sweeps at its `now` (then adds its call, never due yet): every
+//!   tracked call still in flight, due and not yet counted is counted now; the count
+//!   is recorded as that many failures (no duration, so never slow) in the current
+//!   closed generation, stopping at the first that trips (the trip says `HungCalls`);
+//!   only the calls admitted in the epoch the breaker last closed in (the latest time
+//!   it entered Closed, 0 at build) or later are recorded: older ones are counted but
+//!   not recorded. A counted call's outcome, when it completes
+//!   or is dropped, counts in the totals and nowhere else. `hung_calls` is the number
+//!   of tracked calls in flight and due at `now`.
+//!
 //! Adaptive throttling is not modelled: its admissions are random draws (a per-thread
 //! generator against a probability), so no plain model can predict them; its own tests
 //! (`tests/throttle.rs`) check it statistically.
@@ -204,6 +217,29 @@ pub(crate) struct MConfig {
     pub(crate) ramp: Option<MRamp>,
     /// Shadow mode at build.
     pub(crate) shadow: bool,
+    /// In-flight age: calls in flight this long (nanoseconds) count as failures.
+    pub(crate) hung_after_ns: Option<u64>,
+}
+
+/// The narrowest bucket of the in-flight age tracker, in nanoseconds.
+pub(crate) const MIN_HUNG_WIDTH: u64 = 1 << 18;
+
+/// What made a policy trip, as `Transition::tripped_by` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MCause {
+    ConsecutiveFailures,
+    FailureRate,
+    SlowCallRate,
+    HungCalls,
+}
+
+/// A closed call the in-flight age rule tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MFlight {
+    pub(crate) id: u64,
+    pub(crate) start: u64,
+    /// Counted as hung by a sweep (recorded as a failure or not).
+    pub(crate) counted: bool,
 }
 
 /// A permit the model handed out: the generation and state it was admitted in (Open
@@ -275,6 +311,7 @@ pub(crate) struct MMetrics {
     pub(crate) slow_call_rate: Option<f64>,
     pub(crate) time_in_state: Duration,
     pub(crate) recovery_fraction: f64,
+    pub(crate) hung_calls: u64,
 }
 
 /// The reference breaker.
@@ -325,6 +362,16 @@ pub(crate) struct Model {
     pub(crate) held: Vec<MPermit>,
     /// What the last operation observed (for the test glue to compare).
     pub(crate) last: Observed,
+    /// The closed calls in flight that the in-flight age rule tracks.
+    pub(crate) flight: Vec<MFlight>,
+    /// When the breaker last entered Closed (0: never since the build).
+    pub(crate) closed_since: u64,
+    /// The cause of every policy trip so far, oldest first.
+    pub(crate) trips: Vec<MCause>,
+    /// Hung calls recorded as failures so far.
+    pub(crate) hung_recorded: u64,
+    /// Hung calls counted but not recorded (the breaker had closed too recently).
+    pub(crate) hung_discarded: u64,
 }
 
 /// Rounds a deadline up to the next whole millisecond (the breaker is built at time 0).
@@ -365,6 +412,11 @@ impl Model {
             opens: 0,
             held: Vec::new(),
             last: Observed::Nothing,
+            flight: Vec::new(),
+            closed_since: 0,
+            trips: Vec::new(),
+            hung_recorded: 0,
+            hung_discarded: 0,
         }
     }
 
@@ -443,6 +495,10 @@ impl Model {
                 }
                 MState::Open | MState::HalfOpen | MState::ForcedOpen => 0.0,
             },
+            hung_calls: self.hung_width().map_or(0, |(t, w)| {
+                let limit = self.now.saturating_sub(t) / w;
+                self.flight.iter().filter(|f| f.start / w < limit).count() as u64
+            }),
         }
     }
 
@@ -465,6 +521,9 @@ impl Model {
                 self.last = match self.acquire() {
                     Ok(p) => {
                         self.held.push(p);
+                        if p.admitted_in == MState::Closed {
+                            self.admit_closed(p);
+                        }
                         Observed::Admitted(p.admitted_in)
                     }
                     Err((state, retry_after)) if self.shadow => {
@@ -518,10 +577,93 @@ impl Model {
         self.ramp_end = round_up_to_millis(u128::from(self.now) + u128::from(ramp.duration_ns - elapsed));
     }
 
+    /// `hung_after` and the tracker's bucket width, in nanoseconds, if the rule is on.
+    pub(crate) fn hung_width(&self) -> Option<(u64, u64)> {
+        self.config.hung_after_ns.map(|t| (t, (t / 4).max(MIN_HUNG_WIDTH)))
+    }
+
+    /// A closed admission under the in-flight age rule: tracks the call, then counts
+    /// the calls that are due and records them as failures (unless the breaker closed
+    /// too recently).
+    fn admit_closed(&mut self, p: MPermit) {
+        let Some((t, w)) = self.hung_width() else { return };
+        self.flight.push(MFlight { id: p.id, start: self.now, counted: false });
+        let limit = self.now.saturating_sub(t) / w;
+        let since = self.closed_since / w;
+        let mut hung = 0;
+        for f in self.flight.iter_mut().filter(|f| !f.counted && f.start / w < limit) {
+            f.counted = true;
+            if f.start / w >= since {
+                hung += 1;
+            } else {
+                self.hung_discarded += 1;
+            }
+        }
+        if hung == 0 {
+            return;
+        }
+        for _ in 0..hung {
+            self.hung_recorded += 1;
+            if self.closed_outcome(true, false).is_some() {
+                self.trips.push(MCause::HungCalls);
+                self.trip_streak = self.streak;
+                self.open(None);
+                return;
+            }
+        }
+    }
+
+    /// Takes `p` out of the in-flight age tracker; whether a sweep counted it as hung.
+    fn leave_flight(&mut self, p: &MPermit) -> bool {
+        match self.flight.iter().position(|f| f.id == p.id) {
+            Some(i) => self.flight.swap_remove(i).counted,
+            None => false,
+        }
+    }
+
+    /// A counted outcome of the current closed generation: updates the streak and the
+    /// windows; what trips, if anything.
+    fn closed_outcome(&mut self, failed: bool, slow: bool) -> Option<MCause> {
+        if failed {
+            self.streak += 1;
+        } else {
+            self.streak = 0;
+        }
+        self.push_window(failed, slow);
+        // bad / calls >= quarters / 4, in integers.
+        let over = |bad: u64, calls: u64, min: u64, quarters: u64| calls >= min && bad * 4 >= quarters * calls;
+        let by_streak = failed && self.config.consecutive.is_some_and(|n| self.streak >= n);
+        let by_rate = failed
+            && self.config.rate.is_some_and(|r| {
+                let failures = self.window.iter().filter(|f| **f).count() as u64;
+                over(failures, self.window.len() as u64, r.min_calls, r.quarters)
+            });
+        let by_time = failed
+            && self.config.time_rate.is_some_and(|t| {
+                let (calls, failures) = self.in_time_window(t);
+                over(failures, calls, t.min_calls, t.quarters)
+            });
+        let by_slow = slow
+            && self.config.slow.is_some_and(|s| {
+                let slows = self.slow_window.iter().filter(|s| **s).count() as u64;
+                over(slows, self.slow_window.len() as u64, s.min_calls, s.quarters)
+            });
+        if by_streak {
+            Some(MCause::ConsecutiveFailures)
+        } else if by_rate || by_time {
+            Some(MCause::FailureRate)
+        } else if by_slow {
+            Some(MCause::SlowCallRate)
+        } else {
+            None
+        }
+    }
+
     /// A transition: a new generation, with every per-state counter cleared.
     fn enter(&mut self, state: MState) {
         if state == MState::Closed {
             self.trip_streak = 0;
+            self.closed_since = self.closed_since.max(self.now);
         }
         self.slots.iter_mut().for_each(|s| *s = None);
         self.state = state;
@@ -644,6 +786,11 @@ impl Model {
         let slow = outcome != MOutcome::Ignored
             && self.config.slow.is_some_and(|s| u128::from(duration) >= u128::from(s.slower_than_ms) * 1_000_000);
         self.slow_calls += u64::from(slow);
+        // A call counted as hung was recorded as a failure then: its outcome counts only
+        // in the totals.
+        if self.leave_flight(&p) {
+            return;
+        }
         if p.admitted_in == MState::Open {
             return; // admitted by shadow mode in place of a refusal: counted, nothing else
         }
@@ -655,32 +802,8 @@ impl Model {
         match (self.state, outcome) {
             (MState::Closed, MOutcome::Ignored) => {}
             (MState::Closed, MOutcome::Success | MOutcome::Failure) => {
-                let failed = outcome == MOutcome::Failure;
-                if failed {
-                    self.streak += 1;
-                } else {
-                    self.streak = 0;
-                }
-                self.push_window(failed, slow);
-                // bad / calls >= quarters / 4, in integers.
-                let over = |bad: u64, calls: u64, min: u64, quarters: u64| calls >= min && bad * 4 >= quarters * calls;
-                let by_streak = failed && self.config.consecutive.is_some_and(|n| self.streak >= n);
-                let by_rate = failed
-                    && self.config.rate.is_some_and(|r| {
-                        let failures = self.window.iter().filter(|f| **f).count() as u64;
-                        over(failures, self.window.len() as u64, r.min_calls, r.quarters)
-                    });
-                let by_time = failed
-                    && self.config.time_rate.is_some_and(|t| {
-                        let (calls, failures) = self.in_time_window(t);
-                        over(failures, calls, t.min_calls, t.quarters)
-                    });
-                let by_slow = slow
-                    && self.config.slow.is_some_and(|s| {
-                        let slows = self.slow_window.iter().filter(|s| **s).count() as u64;
-                        over(slows, self.slow_window.len() as u64, s.min_calls, s.quarters)
-                    });
-                if by_streak || by_rate || by_time || by_slow {
+                if let Some(cause) = self.closed_outcome(outcome == MOutcome::Failure, slow) {
+                    self.trips.push(cause);
                     self.trip_streak = self.streak;
                     self.open(hint);
                 }
@@ -741,6 +864,7 @@ impl Model {
             self.record(p, MOutcome::Failure, None, in_flight_for);
             return;
         }
+        self.leave_flight(&p);
         let owned = p.admitted_in == MState::HalfOpen && self.release(&p);
         if owned && p.generation == self.generation && self.state == MState::HalfOpen {
             self.in_flight -= 1;
@@ -775,6 +899,15 @@ impl Model {
         }
         if let Some(r) = self.config.rate {
             assert!(self.window.len() <= r.window);
+        }
+        for f in &self.flight {
+            assert!(
+                self.held.iter().any(|p| p.id == f.id && p.admitted_in == MState::Closed),
+                "a tracked call is held"
+            );
+        }
+        if self.config.hung_after_ns.is_none() {
+            assert!(self.flight.is_empty());
         }
         for p in &self.held {
             assert!(p.generation <= self.generation);
