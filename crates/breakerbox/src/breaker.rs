@@ -541,7 +541,7 @@ impl BreakerBuilder {
     /// counted as hung is not counted again when it completes. It is counted at most a
     /// quarter of `hung_after` late (calls are kept in buckets of that width, and
     /// counted at the next admission), and only for calls admitted in the current
-    /// closed generation. The trip says [`TripCause::HungCalls`](crate::TripCause::HungCalls);
+    /// closed generation (and in the bucket it began in). The trip says [`TripCause::HungCalls`](crate::TripCause::HungCalls);
     /// [`Metrics::hung_calls`] says how many are hung now. Set it above the longest a
     /// healthy call takes. `None` (the default) turns it off.
     #[must_use]
