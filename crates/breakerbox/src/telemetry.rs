@@ -11,6 +11,21 @@ pub(crate) struct Telemetry {
     metrics: metrics_impl::Handles,
 }
 
+/// A rejection, or a would-be rejection in shadow mode, as a `debug` event.
+#[cfg(feature = "tracing")]
+macro_rules! rejection_event {
+    ($rejected:expr, $msg:literal) => {
+        tracing::debug!(
+            target: "breakerbox",
+            breaker = $rejected.name(),
+            state = $rejected.state().as_str(),
+            reason = $rejected.reason().as_str(),
+            retry_after_ms = $rejected.retry_after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            $msg
+        )
+    };
+}
+
 impl Telemetry {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn new(name: &Name) -> Self {
@@ -33,14 +48,7 @@ impl Telemetry {
         #[cfg(feature = "metrics")]
         self.metrics.rejected(rejected.reason());
         #[cfg(feature = "tracing")]
-        tracing::debug!(
-            target: "breakerbox",
-            breaker = rejected.name(),
-            state = rejected.state().as_str(),
-            reason = rejected.reason().as_str(),
-            retry_after_ms = rejected.retry_after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            "call rejected"
-        );
+        rejection_event!(rejected, "call rejected");
     }
 
     /// A call admitted in shadow mode that `rejected` would have refused.
@@ -49,13 +57,7 @@ impl Telemetry {
         #[cfg(feature = "metrics")]
         self.metrics.would_reject(rejected.reason());
         #[cfg(feature = "tracing")]
-        tracing::debug!(
-            target: "breakerbox",
-            breaker = rejected.name(),
-            state = rejected.state().as_str(),
-            reason = rejected.reason().as_str(),
-            "call admitted in shadow mode; enforcing, the breaker would have rejected it"
-        );
+        rejection_event!(rejected, "call admitted in shadow mode; enforcing, the breaker would have rejected it");
     }
 
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(unused_variables))]
