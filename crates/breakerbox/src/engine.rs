@@ -605,11 +605,11 @@ impl Engine {
         if let Some(throttle) = &self.throttle
             && Word::kind_of(word) == Kind::Closed
         {
-            let now = self.throttle_clock.now(&self.clock);
+            // An overload changes nothing: no clock read for it.
             match answered {
-                Some(false) => throttle.accept(now),
+                Some(false) => throttle.accept(self.throttle_clock.now(&self.clock)),
                 Some(true) => {}
-                None => throttle.refund(now),
+                None => throttle.refund(self.throttle_clock.now(&self.clock)),
             }
         }
     }
@@ -902,13 +902,13 @@ impl Engine {
     /// them when closed or disabled, none otherwise.
     fn recovery_fraction(&self, w: Word, now: u64) -> f64 {
         match (w.kind, self.limits.ramp) {
-            (Kind::Recovering, Some(ramp)) => match self.deadline(w.generation) {
-                Deadline::At(end) if now < end => {
-                    ramp.fraction(ramp.duration.saturating_sub(end - now)) as f64 / crate::ramp::ONE as f64
-                }
-                Deadline::At(_) => 1.0,
-                Deadline::Pending | Deadline::Stale => ramp.fraction(0) as f64 / crate::ramp::ONE as f64,
-            },
+            (Kind::Recovering, Some(ramp)) => {
+                let end = match self.deadline(w.generation) {
+                    Deadline::At(end) => Some(end),
+                    Deadline::Pending | Deadline::Stale => None,
+                };
+                RampRule::share(ramp.fraction_at(now, end))
+            }
             (Kind::Closed | Kind::Disabled, _) => 1.0,
             (Kind::Open | Kind::HalfOpen | Kind::ForcedOpen | Kind::Recovering, _) => 0.0,
         }

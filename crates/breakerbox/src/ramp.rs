@@ -290,6 +290,22 @@ impl RampRule {
         ((f * ONE as f64).round() as u64).clamp(1, ONE)
     }
 
+    /// The fraction admitted at `now` by a ramp that ends at `end`: counted back from its
+    /// end (a clock that began less than a ramp ago reads it right); `None` for the end:
+    /// a ramp whose end is not stored yet has just begun.
+    pub(crate) fn fraction_at(&self, now: u64, end: Option<u64>) -> u64 {
+        match end {
+            Some(end) if now >= end => ONE,
+            Some(end) => self.fraction(self.duration.saturating_sub(end - now)),
+            None => self.fraction(0),
+        }
+    }
+
+    /// A fraction in the accumulator's fixed point, as a share of calls.
+    pub(crate) fn share(fraction: u64) -> f64 {
+        fraction as f64 / ONE as f64
+    }
+
     /// One accumulator step for a call when the fraction is `f`: the new accumulator,
     /// and whether the call is admitted.
     pub(crate) const fn admit(acc: u64, f: u64) -> (u64, bool) {

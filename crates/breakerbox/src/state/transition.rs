@@ -288,12 +288,13 @@ impl Rule for Acquire {
                     }
                     Deadline::At(end) => Step::Go {
                         change: Change::None,
-                        decision: Admission::Ramp { fraction: ramp.fraction(ramp.duration.saturating_sub(end - now)) },
+                        decision: Admission::Ramp { fraction: ramp.fraction_at(now, Some(end)) },
                     },
                     // The thread that began the ramp is storing its end: it began just now.
-                    Deadline::Pending => {
-                        Step::Go { change: Change::None, decision: Admission::Ramp { fraction: ramp.fraction(0) } }
-                    }
+                    Deadline::Pending => Step::Go {
+                        change: Change::None,
+                        decision: Admission::Ramp { fraction: ramp.fraction_at(now, None) },
+                    },
                     Deadline::Stale => Step::Reload { otherwise: Admission::Reject(rejection(Kind::Recovering, None)) },
                 }
             }
