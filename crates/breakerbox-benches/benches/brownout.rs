@@ -18,24 +18,28 @@
 //! sees a stream of 503s, trips, and then rejects everything for its open wait, although
 //! the backend could have served most of the capacity all along.
 //!
-//! Every peer is built as in `core.rs`, with its defaults or the closest to breakerbox's
-//! defaults (5 consecutive failures, 30 s open) that it offers. No async runtime, but
-//! for tower-resilience, which needs tokio's timer once it is not closed (see there).
+//! Every peer is built by `peers.rs` (shared with `scorecard.rs`), as in `core.rs`, with
+//! its defaults or the closest to breakerbox's defaults (5 consecutive failures, 30 s
+//! open, one half-open probe, which no line reaches here) that it offers. No async
+//! runtime, but for tower-resilience, which needs tokio's timer once it is not closed
+//! (see there).
 //!
 //! Run: `cargo bench -p breakerbox-benches --bench brownout` (about 16 s: 8 lines of 2 s).
 //! `BROWNOUT_SECS=0.5` shortens each line; `BROWNOUT_NO_ASSERT=1` skips the final checks;
 //! `-- --test` (as CI runs every bench) runs each line for 0.3 s and checks nothing.
 
+mod peers;
+
 use std::any::Any;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use breakerbox::{Breaker, Error, Outcome, Policy, Report, Throttle};
+use breakerbox::{Breaker, Error, Outcome, Report};
 
 /// Requests the backend serves at once.
 const SLOTS: usize = 8;
@@ -148,50 +152,6 @@ impl Line {
     }
 }
 
-/// A counter of openings, for the peers that report their transitions by callback.
-#[derive(Clone, Debug, Default)]
-struct Opens(Arc<AtomicU64>);
-
-impl Opens {
-    fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Relaxed))
-    }
-}
-
-impl failsafe::Instrument for Opens {
-    fn on_call_rejected(&self) {}
-    fn on_open(&self) {
-        self.inc();
-    }
-    fn on_half_open(&self) {}
-    fn on_closed(&self) {}
-}
-
-/// Openings of a breaker that reports none, counted from outside: the first rejection
-/// after a call went through. Exact while an open wait outlasts the line (no half-open);
-/// otherwise a lower bound or near it, as two callers can race at the switch.
-#[derive(Debug, Default)]
-struct SeenOpens {
-    rejecting: AtomicBool,
-    opens: AtomicU64,
-}
-
-impl SeenOpens {
-    fn sent(&self) {
-        self.rejecting.store(false, Ordering::Relaxed);
-    }
-
-    fn rejected(&self) {
-        if !self.rejecting.swap(true, Ordering::Relaxed) {
-            self.opens.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Polls `fut` with a no-op waker until it is ready, as `core.rs` does, for breaker's
 /// and seatbelt's async-only APIs: their futures wait on nothing but the backend's
 /// `sleep`, which blocks inside the poll, so the first poll is ready.
@@ -237,14 +197,9 @@ fn breakerbox_classic(backend: Arc<Backend>) -> Line {
     )
 }
 
-/// failsafe: 5 consecutive failures, 30 s constant backoff. (Its `Config::new()` default
-/// also has a success-rate rule and a 10 s to 5 min jittered backoff.)
+/// failsafe: 5 consecutive failures, 30 s constant backoff (`peers::failsafe`).
 fn failsafe(backend: Arc<Backend>) -> Line {
-    let opens = Opens::default();
-    let fs = failsafe::Config::new()
-        .failure_policy(failsafe::failure_policy::consecutive_failures(5, failsafe::backoff::constant(OPEN_WAIT)))
-        .instrument(opens.clone())
-        .build();
+    let (fs, opens) = peers::failsafe(OPEN_WAIT);
     Line::shared(
         "failsafe (5 consecutive)",
         fs,
@@ -259,7 +214,7 @@ fn failsafe(backend: Arc<Backend>) -> Line {
 /// recloser: its defaults (50 % failure rate over 100 calls, 30 s open); it has no
 /// consecutive-failure rule, and no hook for transitions.
 fn recloser(backend: Arc<Backend>) -> Line {
-    let seen = Arc::new(SeenOpens::default());
+    let seen = Arc::new(peers::SeenOpens::default());
     let s = Arc::clone(&seen);
     let mut line = Line::shared(
         "recloser (50 % of 100)",
@@ -276,29 +231,16 @@ fn recloser(backend: Arc<Backend>) -> Line {
                 Called::Sent
             }
         },
-        move |_| Some(seen.opens.load(Ordering::Relaxed)),
+        move |_| seen.get(),
     );
     line.openings_seen = true;
     line
 }
 
-/// breaker: 5 consecutive failures with its rate rule off, 30 s fixed backoff (as
-/// `core.rs` builds it).
+/// breaker: 5 consecutive failures with its rate rule off, 30 s fixed backoff
+/// (`peers::breaker`).
 fn breaker(backend: Arc<Backend>) -> Line {
-    let opens = Opens::default();
-    let o = opens.clone();
-    let config = breaker::CircuitBreakerConfig::builder()
-        .consecutive_failures(5)
-        .failure_rate_threshold(0.0)
-        .backoff(breaker::BackoffStrategy::Fixed(OPEN_WAIT))
-        .build();
-    let br = breaker::CircuitBreaker::builder(config)
-        .on_state_change(move |_, to| {
-            if to == breaker::State::Open {
-                o.inc();
-            }
-        })
-        .build();
+    let (br, opens) = peers::breaker(OPEN_WAIT);
     Line::shared(
         "breaker (5 consecutive)",
         br,
@@ -311,7 +253,7 @@ fn breaker(backend: Arc<Backend>) -> Line {
 }
 
 /// tower-resilience-circuitbreaker: 5 consecutive failures (its `FailureModel`), 30 s
-/// open (its default).
+/// open (its default) (`peers::tower_resilience`).
 ///
 /// Not runtime-free: once not closed, a caller that finds its (tokio) mutex taken
 /// waits on a 1 ms `tokio::time::sleep`, which panics outside a runtime. So its calls
@@ -319,20 +261,9 @@ fn breaker(backend: Arc<Backend>) -> Line {
 /// worker drives that timer; the backend's `sleep` still blocks the caller thread.
 fn tower_resilience(backend: Arc<Backend>) -> Line {
     use tower::{Service as _, ServiceExt as _};
-    use tower_resilience_circuitbreaker::{CircuitBreakerError, CircuitBreakerLayer, CircuitState};
+    use tower_resilience_circuitbreaker::CircuitBreakerError;
 
-    let opens = Opens::default();
-    let o = opens.clone();
-    let layer = CircuitBreakerLayer::builder()
-        .consecutive_failures(5)
-        .wait_duration_in_open(OPEN_WAIT)
-        .on_state_transition(move |_, to| {
-            if to == CircuitState::Open {
-                o.inc();
-            }
-        })
-        .build()
-        .expect("valid tower-resilience config");
+    let (layer, opens) = peers::tower_resilience(OPEN_WAIT);
     let svc = layer.layer_fn(tower::service_fn(move |()| std::future::ready(backend.serve())));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -356,54 +287,33 @@ fn tower_resilience(backend: Arc<Backend>) -> Line {
 }
 
 /// seatbelt: its defaults (10 % failure rate over 30 s, at least 100 calls) with a 30 s
-/// break instead of its 5 s; it has no consecutive-failure rule.
+/// break instead of its 5 s (`peers::seatbelt`); it has no consecutive-failure rule.
 fn seatbelt(backend: Arc<Backend>) -> Line {
-    use layered::{Execute, Service as _, Stack};
-    use seatbelt::breaker::Breaker as SeatbeltBreaker;
-    use seatbelt::{RecoveryInfo, ResilienceContext};
+    use layered::Service as _;
 
-    // As in `core.rs`: an activated system clock, whose driver only timers need.
-    let (clock, driver) = tick::runtime::InactiveClock::default().activate(Waker::noop().clone());
-    let context: ResilienceContext<(), Result<(), &'static str>> = ResilienceContext::new(&clock).name("brownout");
-    let opens = Opens::default();
-    let o = opens.clone();
-    let service = (
-        SeatbeltBreaker::layer("brownout", &context)
-            .recovery_with(|r: &Result<(), &'static str>, _| match r {
-                Ok(()) => RecoveryInfo::never(),
-                Err(_) => RecoveryInfo::retry(),
-            })
-            .rejected_input_error(|_, _| "rejected")
-            .break_duration(OPEN_WAIT)
-            .on_opened(move |_, _| o.inc()),
-        Execute::new(move |()| std::future::ready(backend.serve().map_err(|Overloaded| "503"))),
-    )
-        .into_service();
+    let sb = peers::seatbelt("brownout", OPEN_WAIT, Duration::from_secs(30), move || {
+        std::future::ready(backend.serve().map_err(|Overloaded| "503"))
+    });
+    let opens = sb.opens;
     let mut line = Line::shared(
         "seatbelt (10 % over 30 s)",
-        service,
+        sb.service,
         |svc| if poll_now(svc.execute(())) == Err("rejected") { Called::Rejected } else { Called::Sent },
         move |_| opens.get(),
     );
-    line._keep = Box::new((clock, driver));
+    line._keep = Box::new(sb.clock);
     line
 }
 
 /// The line the final checks are about.
 const THROTTLED: &str = "breakerbox throttle (k = 2, 90 %)";
 
-/// breakerbox with adaptive throttling at its defaults (k = 2), the 503 reported as an
-/// overload, and a classic rule that a brownout held at k = 2 (about half the calls
-/// that reach the backend fail) does not trip but a dead backend does.
+/// breakerbox with adaptive throttling at its defaults (k = 2, over 30 s), the 503
+/// reported as an overload, and a 90 % failure-rate rule (`peers::breakerbox_throttle`).
 fn breakerbox_throttle(backend: Arc<Backend>) -> Line {
-    let bb = Breaker::builder()
-        .throttle(Throttle::new())
-        .policy(Policy::failure_rate(0.9).over_calls(100))
-        .build()
-        .expect("valid breakerbox config");
     Line::shared(
         THROTTLED,
-        bb,
+        peers::breakerbox_throttle(Duration::from_secs(30), OPEN_WAIT),
         move |bb| {
             let r = bb.call_with(
                 |r: &Result<(), Overloaded>| if r.is_ok() { Report::success() } else { Report::overloaded() },

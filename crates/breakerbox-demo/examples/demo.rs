@@ -4,20 +4,30 @@
 //! ```sh
 //! cargo run --example demo
 //! cargo run --example demo -- --threshold 5 --window 1s --calls 30
+//! cargo run --example demo -- --plot demo.svg
 //! ```
 //!
 //! Calls succeed; the server starts failing; after `--threshold` failures in a row the
 //! circuit opens and calls fail fast without reaching the server; the server recovers
 //! behind the breaker's back; once `--window` has passed the circuit is half-open and
 //! one probe goes through; it succeeds and the circuit closes.
+//!
+//! With `--plot FILE.svg` the run is also recorded, by the real time of each call, in a
+//! [`Timeline`] (calls offered, admitted, rejected, failing and succeeding, the breaker's
+//! state from its listener, the server's failing spell as trouble) and drawn at the end
+//! with breakerbox-sim's [`timeline_svg`].
 
-use std::io::IsTerminal;
+use std::fs::File;
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use breakerbox::{OpenWait, Policy, State};
 use breakerbox_http::{Classifier, HttpBreaker, HttpError};
+use breakerbox_sim::plot::{Panel, timeline_svg};
+use breakerbox_sim::timeline::Timeline;
 
 const USAGE: &str = "\
 Replays the classic circuit breaker story against a flaky HTTP server on 127.0.0.1.
@@ -28,6 +38,8 @@ Options:
   --threshold N      consecutive failures that open the circuit (default 3)
   --window TIME      how long the circuit stays open: 2s, 500ms, 1.5s (default 2s)
   --calls N          how many calls to make (default 24)
+  --plot FILE.svg    also draw the run as an SVG: the breaker's state over time and
+                     calls per second (admitted, rejected, failing, successes)
   -h, --help         print this help
 
 Calls are spaced so that the window passes during the run, and the whole run stays
@@ -41,6 +53,13 @@ struct Args {
     threshold: u32,
     window: Duration,
     calls: u32,
+    plot: Option<PathBuf>,
+}
+
+/// Where the plot goes, opened before the run so that a bad path fails at once.
+struct PlotFile {
+    path: PathBuf,
+    file: File,
 }
 
 fn main() {
@@ -55,16 +74,48 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let plot = match &args.plot {
+        Some(path) => match File::create(path) {
+            Ok(file) => Some(PlotFile { path: path.clone(), file }),
+            Err(e) => {
+                eprintln!("error: cannot write the plot to {}: {e}", path.display());
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = runtime.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(run(args)));
-    if let Err(message) = result {
+    let timeline = match result {
+        Ok(timeline) => timeline,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(1);
+        }
+    };
+    if let Some(plot) = plot
+        && let Err(message) = write_plot(plot, &timeline)
+    {
         eprintln!("error: {message}");
-        std::process::exit(1);
+        std::process::exit(2);
     }
 }
 
+/// Draws `recorded` into the plot file.
+fn write_plot(plot: PlotFile, recorded: &Recorded) -> Result<(), String> {
+    let panel = Panel { name: &recorded.name, timeline: &recorded.timeline };
+    let svg = timeline_svg("breakerbox demo: an HttpBreaker in front of a flaky server", &[panel])
+        .map_err(|e| e.to_string())?;
+    let mut file = plot.file;
+    file.write_all(svg.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| format!("cannot write the plot to {}: {e}", plot.path.display()))?;
+    println!("plot written to {}", plot.path.display());
+    Ok(())
+}
+
 fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut args = Args { threshold: 3, window: Duration::from_secs(2), calls: 24 };
+    let mut args = Args { threshold: 3, window: Duration::from_secs(2), calls: 24, plot: None };
     while let Some(arg) = raw.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
@@ -78,6 +129,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, Str
             "--threshold" => args.threshold = positive(&flag, &value()?)?,
             "--calls" => args.calls = positive(&flag, &value()?)?,
             "--window" => args.window = duration(&value()?)?,
+            "--plot" => args.plot = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown option `{flag}`")),
         }
     }
@@ -138,7 +190,13 @@ struct Change {
     open_for: Option<Duration>,
 }
 
-async fn run(args: Args) -> Result<(), String> {
+/// The run, as recorded for the plot: the config's name and its timeline.
+struct Recorded {
+    name: String,
+    timeline: Timeline,
+}
+
+async fn run(args: Args) -> Result<Recorded, String> {
     let paint = Paint::new();
     let (url, server) = start_server().await?;
     let changes: Arc<Mutex<Vec<Change>>> = Arc::default();
@@ -180,6 +238,13 @@ async fn run(args: Args) -> Result<(), String> {
         ))
     );
 
+    // About two calls an interval: a timeline that ends with between `calls / 2` and
+    // `calls` intervals (it widens them as the run goes on).
+    let mut timeline = Timeline::new(usize::try_from(args.calls).unwrap_or(400).clamp(8, 400));
+    // The state the breaker is in and since when (from its listener's changes), and,
+    // when it opened, until when it waits.
+    let mut state_since = (State::Closed, Duration::ZERO);
+    let mut open_until = None;
     let start = Instant::now();
     let mut failed_fast = 0u32;
     let mut opened_at: Option<(Instant, Duration)> = None;
@@ -204,8 +269,15 @@ async fn run(args: Args) -> Result<(), String> {
         }
 
         let sent = Instant::now();
+        let in_trouble = server.failing.load(Ordering::SeqCst);
         let result = breaker.do_request("GET", &url).await;
         let took = sent.elapsed();
+        let called = match &result {
+            Err(HttpError::CircuitOpen(_)) => Called::Rejected,
+            Ok(response) if response.status() == 200 => Called::Succeeded,
+            _ => Called::Failed,
+        };
+        record(&mut timeline, sent - start, took, in_trouble, called);
         let probe = changes.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|c| c.to == State::HalfOpen);
         let result_text = match &result {
             Ok(response) if response.status() == 200 => {
@@ -239,6 +311,10 @@ async fn run(args: Args) -> Result<(), String> {
 
         for change in changes.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             path.push(change.to);
+            let at = change.at.saturating_duration_since(start);
+            add_state_time(&mut timeline, state_since, open_until, at);
+            state_since = (change.to, at);
+            open_until = (change.to == State::Open).then(|| at + change.open_for.unwrap_or(args.window));
             let why = match (change.from, change.to) {
                 (State::Closed, State::Open) => format!(
                     "{} failures in a row: calls fail fast for {}",
@@ -265,6 +341,9 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some((at, wait)) = opened_at {
         time_open += at.elapsed().min(wait);
     }
+    let end = start.elapsed();
+    add_state_time(&mut timeline, state_since, open_until, end);
+    timeline.close(end);
 
     let hits = server.hits.load(Ordering::SeqCst);
     let transitions = path.iter().map(State::to_string).collect::<Vec<_>>().join(" → ");
@@ -281,7 +360,57 @@ async fn run(args: Args) -> Result<(), String> {
             args.calls
         );
     }
-    Ok(())
+    let name = format!("inventory: opens after {} failures in a row, for {}", args.threshold, secs(args.window));
+    Ok(Recorded { name, timeline })
+}
+
+/// Counts one call, sent `at` into the run, in `timeline`: offered (in trouble if the
+/// server was failing when it was sent); rejected, or admitted and failing; a success
+/// where it completed.
+fn record(timeline: &mut Timeline, at: Duration, took: Duration, in_trouble: bool, called: Called) {
+    let bucket = timeline.bucket(at);
+    bucket.offered += 1;
+    bucket.offered_in_trouble += u64::from(in_trouble);
+    match called {
+        Called::Rejected => bucket.rejected += 1,
+        Called::Failed => {
+            bucket.admitted += 1;
+            bucket.failing += 1;
+        }
+        Called::Succeeded => {
+            bucket.admitted += 1;
+            timeline.bucket(at + took).successes += 1;
+        }
+    }
+}
+
+/// Adds the time from `since` to `to` in `state`; an open breaker whose wait ran out at
+/// `open_until` counts as half-open from then on, as [`breakerbox::Breaker::state`]
+/// reports it (the listener hears of it only at the next call, the trial call).
+fn add_state_time(
+    timeline: &mut Timeline,
+    (state, since): (State, Duration),
+    open_until: Option<Duration>,
+    to: Duration,
+) {
+    match open_until {
+        Some(until) if state == State::Open && until < to => {
+            timeline.add_state_time(State::Open, 1, since, until);
+            timeline.add_state_time(State::HalfOpen, 1, until.max(since), to);
+        }
+        _ => timeline.add_state_time(state, 1, since, to),
+    }
+}
+
+/// How a call went, for the timeline.
+#[derive(Clone, Copy)]
+enum Called {
+    /// Failed fast: the circuit was open.
+    Rejected,
+    /// Reached the server, which failed it (or never answered).
+    Failed,
+    /// Reached the server and got a 200.
+    Succeeded,
 }
 
 fn secs(d: Duration) -> String {

@@ -1,13 +1,15 @@
 //! The comparison: a text table, JSON or CSV.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde_json::json;
 
 use crate::SimError;
 use crate::replay::Summary;
 use crate::scenario::Scenario;
+use crate::trace::TraceOptions;
 
 /// How the comparison is printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,7 +39,7 @@ impl Format {
     }
 }
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "config",
     "offered",
     "reached",
@@ -48,11 +50,12 @@ const COLUMNS: [&str; 12] = [
     "first_rejection_s",
     "recovery_lag_s",
     "opens",
+    "peak_probes",
     "goodput",
     "trouble_goodput",
 ];
 
-fn cells(s: &Summary) -> [String; 12] {
+fn cells(s: &Summary) -> [String; 13] {
     let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     [
         s.name.clone(),
@@ -65,34 +68,85 @@ fn cells(s: &Summary) -> [String; 12] {
         opt(s.first_rejection_s),
         opt(s.recovery_lag_s),
         s.opens.to_string(),
+        s.peak_probes.to_string(),
         format!("{:.2}", s.goodput),
         format!("{:.2}", s.trouble_goodput),
     ]
 }
 
-#[derive(Serialize)]
-struct Doc<'a> {
-    scenario: &'static str,
-    params: serde_json::Map<String, serde_json::Value>,
-    seconds: f64,
-    seed: u64,
-    results: &'a [Summary],
+/// What was replayed: the first line of the text table, and the fields the JSON
+/// document has beside its `results`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replayed {
+    /// One line saying what ran.
+    pub title: String,
+    /// The same as JSON fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The comparison of `results` for `scenario`, run for `seconds` with `seed`.
-pub fn render(format: Format, scenario: &Scenario, seconds: Duration, seed: u64, results: &[Summary]) -> String {
+impl Replayed {
+    /// `scenario`, run for `seconds` with `seed`.
+    pub fn scenario(scenario: &Scenario, seconds: Duration, seed: u64) -> Self {
+        let params: Vec<_> = scenario.params().iter().map(|p| format!("{}={}", p.name, p.display())).collect();
+        let title = format!(
+            "scenario {} ({}s, seed {seed}): {}",
+            scenario.kind().name(),
+            seconds.as_secs_f64(),
+            params.join(" ")
+        );
+        let params = scenario.params().iter().map(|p| (p.name.to_owned(), json!(p.value))).collect();
+        let mut fields = serde_json::Map::new();
+        fields.insert("scenario".into(), json!(scenario.kind().name()));
+        fields.insert("params".into(), serde_json::Value::Object(params));
+        fields.insert("seconds".into(), json!(seconds.as_secs_f64()));
+        fields.insert("seed".into(), json!(seed));
+        Self { title, fields }
+    }
+}
+
+impl Replayed {
+    /// The trace at `path`, read with `options`: `lines` read, `keys` breakers,
+    /// `skipped` bad lines; `first`, the first contender's summary (for the span).
+    pub fn trace(
+        path: &Path,
+        options: &TraceOptions,
+        lines: u64,
+        keys: usize,
+        skipped: u64,
+        first: Option<&Summary>,
+    ) -> Self {
+        let seconds = first.map_or(0.0, |s| s.seconds);
+        let (format, group_by) = (options.format.name(), options.group_by.name());
+        let breakers = if group_by == "all" { "one breaker".to_owned() } else { format!("one breaker per {group_by}") };
+        let mut title = format!(
+            "trace {} ({format}, {breakers}): {lines} lines, {} calls over {seconds:.1}s, {keys} key{}",
+            // The file's name: a title, not a path (the JSON field has the path).
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            first.map_or(0, |s| s.offered),
+            if keys == 1 { "" } else { "s" },
+        );
+        if skipped > 0 {
+            title.push_str(&format!(", {skipped} bad line{} skipped", if skipped == 1 { "" } else { "s" }));
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("trace".into(), json!(path.display().to_string()));
+        fields.insert("format".into(), json!(format));
+        fields.insert("group_by".into(), json!(group_by));
+        fields.insert("lines".into(), json!(lines));
+        fields.insert("keys".into(), json!(keys));
+        fields.insert("bad_lines".into(), json!(skipped));
+        fields.insert("seconds".into(), json!(seconds));
+        Self { title, fields }
+    }
+}
+
+/// The comparison of `results` of what was `replayed`.
+pub fn render(format: Format, replayed: &Replayed, results: &[Summary]) -> String {
     let mut out = String::new();
     match format {
         Format::Text => {
-            let params: Vec<_> = scenario.params().iter().map(|p| format!("{}={}", p.name, p.display())).collect();
-            let _ = writeln!(
-                out,
-                "scenario {} ({}s, seed {seed}): {}",
-                scenario.kind().name(),
-                seconds.as_secs_f64(),
-                params.join(" ")
-            );
-            let header: [&str; 12] = [
+            let _ = writeln!(out, "{}", replayed.title);
+            let header: [&str; 13] = [
                 "config",
                 "offered",
                 "reached",
@@ -103,12 +157,13 @@ pub fn render(format: Format, scenario: &Scenario, seconds: Duration, seed: u64,
                 "1st reject",
                 "recovery lag",
                 "opens",
+                "probes",
                 "goodput/s",
                 "in trouble/s",
             ];
-            let rows: Vec<[String; 12]> = results.iter().map(cells).collect();
+            let rows: Vec<[String; 13]> = results.iter().map(cells).collect();
             let width = |i: usize| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0);
-            let widths: Vec<usize> = (0..12).map(width).collect();
+            let widths: Vec<usize> = (0..COLUMNS.len()).map(width).collect();
             let line = |r: &[String]| {
                 let mut l = format!("{:<w$}", r[0], w = widths[0]);
                 for (i, c) in r.iter().enumerate().skip(1) {
@@ -123,8 +178,8 @@ pub fn render(format: Format, scenario: &Scenario, seconds: Duration, seed: u64,
             }
         }
         Format::Json => {
-            let params = scenario.params().iter().map(|p| (p.name.to_owned(), serde_json::json!(p.value))).collect();
-            let doc = Doc { scenario: scenario.kind().name(), params, seconds: seconds.as_secs_f64(), seed, results };
+            let mut doc = replayed.fields.clone();
+            doc.insert("results".into(), serde_json::to_value(results).unwrap_or_default());
             out = serde_json::to_string_pretty(&doc).unwrap_or_default();
             out.push('\n');
         }

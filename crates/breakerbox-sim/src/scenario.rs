@@ -23,6 +23,12 @@ pub enum Reply {
     /// The call hangs for its latency and then times out (reported as overloaded, as a
     /// timeout is).
     Hang,
+    /// The caller gives up after the latency (its deadline) and drops the call's
+    /// permit unreported, as a future dropped by a timeout does.
+    Cancelled,
+    /// The call got an answer that says nothing about the backend's health (a
+    /// recorded 4xx): reported with [`Report::ignored`](breakerbox::Report::ignored).
+    Ignored,
 }
 
 /// A backend's answer to one call: what happens, and after how long.
@@ -58,22 +64,42 @@ impl Load {
     /// The arrival times of every call in `0..seconds`, evenly spaced at the rate of
     /// the moment.
     pub fn arrivals(&self, seconds: Duration) -> Vec<Duration> {
-        let end = seconds.as_secs_f64();
-        let mut out = Vec::new();
-        let (mut t, mut i) = (0.0, 0u64);
-        while t < end - 1e-9 {
-            out.push(Duration::from_secs_f64(t));
-            t = match self.ramp_to {
-                // A floor of 0.01 calls/s keeps a ramp that reaches 0 from stalling.
-                Some(to) => t + 1.0 / (self.rate + (to - self.rate) * (t / end)).max(0.01),
-                // By index, so that rounding never adds a call at the end.
-                None => {
-                    i += 1;
-                    i as f64 / self.rate.max(0.01)
-                }
-            };
+        self.arrival_times(seconds).collect()
+    }
+
+    /// [`arrivals`](Self::arrivals) one at a time, in constant memory.
+    pub fn arrival_times(&self, seconds: Duration) -> Arrivals {
+        Arrivals { load: *self, end: seconds.as_secs_f64(), t: 0.0, i: 0 }
+    }
+}
+
+/// The arrival times of a [`Load`], in order.
+#[derive(Clone, Debug)]
+pub struct Arrivals {
+    load: Load,
+    end: f64,
+    t: f64,
+    i: u64,
+}
+
+impl Iterator for Arrivals {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.t >= self.end - 1e-9 {
+            return None;
         }
-        out
+        let at = Duration::from_secs_f64(self.t);
+        self.t = match self.load.ramp_to {
+            // A floor of 0.01 calls/s keeps a ramp that reaches 0 from stalling.
+            Some(to) => self.t + 1.0 / (self.load.rate + (to - self.load.rate) * (self.t / self.end)).max(0.01),
+            // By index, so that rounding never adds a call at the end.
+            None => {
+                self.i += 1;
+                self.i as f64 / self.load.rate.max(0.01)
+            }
+        };
+        Some(at)
     }
 }
 
@@ -95,11 +121,15 @@ pub enum Kind {
     /// Down for `duration`, then up, but the first `hung-calls` calls after the
     /// recovery hang for `hang` and time out.
     HungProbe,
+    /// For `duration`, the backend takes `slow-latency`, and callers give up after
+    /// `deadline`, dropping their calls unreported (cancelled).
+    Cancelling,
 }
 
 impl Kind {
     /// Every scenario.
-    pub const ALL: [Kind; 6] = [Kind::Outage, Kind::Brownout, Kind::Slow, Kind::Flapping, Kind::Noise, Kind::HungProbe];
+    pub const ALL: [Kind; 7] =
+        [Kind::Outage, Kind::Brownout, Kind::Slow, Kind::Flapping, Kind::Noise, Kind::HungProbe, Kind::Cancelling];
 
     /// The scenario's name on the command line.
     pub const fn name(self) -> &'static str {
@@ -110,6 +140,7 @@ impl Kind {
             Kind::Flapping => "flapping",
             Kind::Noise => "noise",
             Kind::HungProbe => "hung-probe",
+            Kind::Cancelling => "cancelling",
         }
     }
 
@@ -124,6 +155,9 @@ impl Kind {
             Kind::Flapping => "from `start`, down for `down` then up for `up`, again and again",
             Kind::Noise => "always healthy; each call fails with probability `failure-rate` (seeded)",
             Kind::HungProbe => "down for `duration` from `start`; then the first `hung-calls` calls hang for `hang`",
+            Kind::Cancelling => {
+                "from `start` for `duration`, calls take `slow-latency`; callers cancel them at `deadline`"
+            }
         }
     }
 }
@@ -224,6 +258,12 @@ impl Scenario {
                 Param::new("error-latency", 0.05, Duration, "a failing call's latency"),
                 Param::new("hung-calls", 3.0, Count, "calls after the recovery that hang"),
                 Param::new("hang", 60.0, Duration, "how long each of them hangs before it times out"),
+            ]),
+            Kind::Cancelling => params.extend([
+                start,
+                Param::new("duration", 20.0, Duration, "how long the backend is slow"),
+                Param::new("slow-latency", 10.0, Duration, "a call's latency while it is slow"),
+                Param::new("deadline", 2.0, Duration, "when a caller gives up and cancels its call"),
             ]),
         }
         Self { kind, params }
@@ -353,6 +393,12 @@ impl Scenario {
                 error_latency: d("error-latency"),
             }),
             Kind::Noise => Box::new(Noise { rate: self.get("failure-rate"), rng: Rng::new(seed), latency }),
+            Kind::Cancelling => Box::new(Cancelling {
+                slow: (d("start"), d("start") + d("duration")),
+                latency,
+                slow_latency: d("slow-latency"),
+                deadline: d("deadline"),
+            }),
         }
     }
 }
@@ -520,6 +566,30 @@ impl Backend for Flapping {
     }
 }
 
+/// Cancelling: slow during `slow`; a caller waits at most `deadline`, then cancels.
+#[derive(Debug)]
+struct Cancelling {
+    slow: (Duration, Duration),
+    latency: Duration,
+    slow_latency: Duration,
+    deadline: Duration,
+}
+
+impl Backend for Cancelling {
+    fn call(&mut self, at: Duration) -> Response {
+        let latency = if at >= self.slow.0 && at < self.slow.1 { self.slow_latency } else { self.latency };
+        if latency > self.deadline {
+            Response { reply: Reply::Cancelled, latency: self.deadline }
+        } else {
+            Response { reply: Reply::Success, latency }
+        }
+    }
+
+    fn troubles(&self, until: Duration) -> Vec<(Duration, Duration)> {
+        if self.slow_latency > self.deadline { span(self.slow, until) } else { Vec::new() }
+    }
+}
+
 /// Noise: healthy, with a seeded random failure rate.
 #[derive(Debug)]
 struct Noise {
@@ -616,6 +686,19 @@ mod tests {
         assert_eq!(b.call(secs(17.0)).reply, Reply::Success);
         assert_eq!(b.call(secs(22.0)).reply, Reply::Failure);
         assert_eq!(b.troubles(secs(40.0)).len(), 3);
+    }
+
+    #[test]
+    fn cancelling_callers_give_up_at_their_deadline_while_the_backend_is_slow() {
+        let mut b = Scenario::new(Kind::Cancelling).backend(1);
+        assert_eq!(b.call(secs(5.0)), Response { reply: Reply::Success, latency: secs(0.02) });
+        assert_eq!(b.call(secs(15.0)), Response { reply: Reply::Cancelled, latency: secs(2.0) });
+        assert_eq!(b.call(secs(30.0)).reply, Reply::Success);
+        assert_eq!(b.troubles(secs(60.0)), vec![(secs(10.0), secs(30.0))]);
+        let mut patient = Scenario::new(Kind::Cancelling);
+        patient.set("deadline", "20s").unwrap();
+        assert_eq!(patient.backend(1).call(secs(15.0)), Response { reply: Reply::Success, latency: secs(10.0) });
+        assert!(patient.backend(1).troubles(secs(60.0)).is_empty(), "slow but within every deadline");
     }
 
     #[test]

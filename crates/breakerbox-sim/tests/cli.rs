@@ -96,3 +96,25 @@ fn the_readme_table_is_what_the_binary_prints() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), shown);
 }
+
+#[test]
+fn the_readme_plots_are_what_the_binary_draws() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = std::env::temp_dir().join(format!("breakerbox-sim-plots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = format!("{root}/traces/checkout.log");
+    for (name, args) in [
+        ("outage.svg", vec!["--scenario", "outage", "--no-breaker"]),
+        ("checkout.svg", vec!["--trace", &trace, "--group-by", "host", "--no-breaker"]),
+    ] {
+        let out_path = dir.join(name);
+        let out_path = out_path.to_str().unwrap();
+        let out = sim(&[&args[..], &["--plot", out_path]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let drawn = std::fs::read_to_string(out_path).unwrap();
+        let shown = std::fs::read_to_string(format!("{root}/img/{name}")).unwrap();
+        // Regenerate with the README's commands (`--plot crates/breakerbox-sim/img/...`).
+        assert!(drawn == shown, "img/{name} is not what the binary draws now");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

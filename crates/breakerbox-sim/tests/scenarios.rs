@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use breakerbox::config::BreakerConfig;
-use breakerbox_sim::{Contender, Format, Kind, Scenario, Summary, render, replay, run_cli};
+use breakerbox_sim::{Contender, Format, Kind, Replayed, Scenario, Summary, render, replay, run_cli};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -143,7 +143,10 @@ fn same_seed_same_table_and_another_seed_another() {
     let noise = Scenario::new(Kind::Noise);
     let a = replay(&noise, &Contender::default_breaker(), MINUTE, 9).unwrap();
     let b = replay(&noise, &Contender::default_breaker(), MINUTE, 9).unwrap();
-    assert_eq!(render(Format::Csv, &noise, MINUTE, 9, &[a]), render(Format::Csv, &noise, MINUTE, 9, &[b]));
+    assert_eq!(
+        render(Format::Csv, &Replayed::scenario(&noise, MINUTE, 9), &[a]),
+        render(Format::Csv, &Replayed::scenario(&noise, MINUTE, 9), &[b])
+    );
 }
 
 #[test]
@@ -167,4 +170,24 @@ fn scenario_parameters_change_the_shape() {
     let ramp = run_cli(args("--scenario outage --no-breaker --format csv --ramp-to 40 --seconds 10")).unwrap();
     let offered: u64 = ramp.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap();
     assert!((250..=350).contains(&offered), "20 rising to 40 calls/s over 10 s: {offered}");
+}
+
+#[test]
+fn cancelled_calls_count_as_failures_and_cancelled_probes_do_not_wedge_the_breaker() {
+    let cancelling = Scenario::new(Kind::Cancelling);
+    let none = run(&cancelling, &Contender::none());
+    let default = run(&cancelling, &Contender::default_breaker());
+    // 20 s slow at 20 calls/s: every call in it is cancelled at its 2 s deadline.
+    assert_eq!(none.wasted, 400);
+    assert_eq!(none.successes, 800);
+    // Dropped after 2 s, past `cancel_counts_after` (1 s): five of them open it. Five
+    // cancelled calls take 2 s to come back, so about 40 reach the backend first.
+    assert!(default.opens >= 1 && default.wasted <= 45, "{default:?}");
+    // Its probes are cancelled too and reopen it; one at a time, and it recovers
+    // within one open wait of the backend's recovery.
+    assert_eq!(default.peak_probes, 1, "{default:?}");
+    assert!(default.recovery_lag_s.unwrap() <= 30.0 + 2.0, "{default:?}");
+    // With cancellations never counted, nothing opens it.
+    let blind = run(&cancelling, &config("blind", "cancel_counts_after = \"never\""));
+    assert_eq!((blind.opens, blind.wasted), (0, 400), "{blind:?}");
 }

@@ -53,7 +53,11 @@
 //! them so that a brownout held at `k` does not trip them (at `k = 2` about half the
 //! calls that reach the backend fail with an overload), while a dead backend does: for
 //! example [`Policy::failure_rate(0.9)`](crate::Policy::failure_rate) rather than a
-//! short streak of consecutive failures.
+//! short streak of consecutive failures, judged over a full window (`min_calls` equal
+//! to the window): at a brownout's onset, shed calls come back at once while served
+//! ones take their time, so the first 20 outcomes can be 90 % overloads before the
+//! throttle has seen enough to act (the real-time scorecard in BENCHMARKS.md tripped
+//! that way, with the default `min_calls` of 20).
 //!
 //! # Recovery
 //!
@@ -75,7 +79,7 @@
 //!     .name("search")
 //!     .throttle(Throttle::new().k(2.0).window(Duration::from_secs(30)))
 //!     // A brownout held at k = 2 fails about half its calls: trip only on worse.
-//!     .policy(Policy::failure_rate(0.9).over_calls(100))
+//!     .policy(Policy::failure_rate(0.9).over_calls(100).min_calls(100))
 //!     .build()?;
 //! assert_eq!(breaker.metrics().reject_probability, 0.0);
 //! # Ok::<(), breakerbox::ConfigError>(())
