@@ -212,3 +212,58 @@ impl<R: BufRead> Traffic for TraceTraffic<R> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::trace::{GroupBy, TraceOptions};
+
+    fn traffic(text: &str) -> TraceTraffic<&[u8]> {
+        let options = TraceOptions { group_by: GroupBy::Key, ..TraceOptions::default() };
+        TraceTraffic::new(TraceReader::new(text.as_bytes(), options), OnBadLine::Skip)
+    }
+
+    #[test]
+    fn each_keys_seconds_are_judged_on_their_own() {
+        // Second 0: `a` fails 2 of 2, `b` succeeds. Second 1: `a` fails 1 of 3.
+        let text = "0,a,500,1ms\n0.1,b,200,1ms\n0.2,a,503,1ms\n1,a,500,1ms\n1.1,a,200,1ms\n1.2,a,200,1ms\n";
+        let mut t = traffic(text);
+        let mut seen = Vec::new();
+        while let Some(a) = t.next_arrival().unwrap() {
+            seen.push((t.keys()[a.key].clone(), a.failing, a.health));
+        }
+        let s = Duration::from_secs;
+        let trouble = Health::Trouble { since: s(0) };
+        let fine = |since| Health::Fine { since };
+        assert_eq!(
+            seen,
+            [
+                ("a".into(), true, trouble),
+                ("b".into(), false, fine(s(0))),
+                ("a".into(), true, trouble),
+                ("a".into(), true, fine(s(1))),
+                ("a".into(), false, fine(s(1))),
+                ("a".into(), false, fine(s(1))),
+            ]
+        );
+    }
+
+    #[test]
+    fn progress_is_reported_every_65536_lines() {
+        let text: String = (0..200_000).map(|i| format!("{}.{:03},k,200,1ms\n", i / 1000, i % 1000)).collect();
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&calls);
+        let mut t = traffic(&text).on_progress(move |lines, bytes| sink.borrow_mut().push((lines, bytes)));
+        let mut n = 0;
+        while t.next_arrival().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 200_000);
+        let calls = calls.borrow();
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert!(calls.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{calls:?}");
+    }
+}
