@@ -28,8 +28,10 @@ pub enum FleetEvent {
         /// How long the fleet was unreachable.
         after: Duration,
     },
-    /// Redis lost a breaker's keys (a restart without persistence, a flush, an eviction):
-    /// this replica re-pushed its local view (an open it held, its own vote).
+    /// Redis lost a breaker's keys (a restart without persistence, a flush, an eviction),
+    /// or acknowledged writes to them (the state rolled back to an older epoch: a
+    /// failover to a lagging replica, a restart from an older snapshot): this replica
+    /// re-pushed its local view (an open it held, its own vote).
     DataLost {
         /// The breaker.
         breaker: String,

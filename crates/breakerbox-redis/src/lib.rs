@@ -173,10 +173,14 @@
 //!   replica probes. A replica whose task is starved for longer than
 //!   `sync_interval + 2 × operation_timeout` past the open wait may probe once without the
 //!   lease.
-//! - **Redis failover with asynchronous replication** may roll a breaker's state back to an
-//!   older epoch; replicas that saw the newer epoch keep their state until the fleet's
-//!   epoch passes it again. A failover that loses the keys entirely is detected as a data
-//!   loss and restored.
+//! - **Redis losing acknowledged writes** (a failover with asynchronous replication, a
+//!   restart from an older RDB snapshot or an `appendfsync everysec` tail) may roll a
+//!   breaker's state back to an older epoch of the same incarnation. The next reply to a
+//!   replica that saw the newer epoch says so; the replica treats it as a data loss
+//!   (`DataLost`): it restores an open state it still holds, and follows Redis's epoch
+//!   from then on. What the lost writes carried and no replica holds (counts, a vote
+//!   already applied, a lease) is lost. A failover that loses the keys entirely is
+//!   detected as a data loss (a new incarnation) and restored the same way.
 //! - **A family's breakers** ([`Fleet::watch_box`]) exist only for keys a replica has
 //!   used: the fleet's state for a key is applied when the replica first uses it (within a
 //!   `sync_interval`).

@@ -522,7 +522,7 @@ impl Member {
         if let Op::Report { calls, failures, .. } = *op {
             // Counts the script refused for an older epoch are dropped; those refused
             // because Redis lost its data are sent again.
-            let lost = self.seen.as_ref().is_some_and(|s| s.inc != snap.inc);
+            let lost = snap.rolled_back || self.seen.as_ref().is_some_and(|s| s.inc != snap.inc);
             if snap.granted || !lost {
                 self.sent = (self.sent.0 + calls, self.sent.1 + failures);
                 if self.vote == Vote::Withdraw {
@@ -635,11 +635,15 @@ impl Member {
     /// from another incarnation is ignored.
     fn observe(&mut self, snap: &Snapshot, via: Via, now: Instant, b: Reading, fx: &mut Effects) {
         if let Some(seen) = &self.seen {
-            if seen.inc != snap.inc {
+            // A rollback (Redis lost acknowledged writes: restarted from an older
+            // snapshot, failed over to a lagging replica) is a data loss too. Without this
+            // the older epoch was ignored as stale, and every report from this replica
+            // refused for its newer epoch: the fleet never opened the breaker again.
+            if seen.inc != snap.inc || snap.rolled_back {
                 if via == Via::Push {
                     return;
                 }
-                // Redis lost this breaker's keys: re-push what this replica knows.
+                // Redis lost this breaker's keys (or writes): re-push what this replica knows.
                 fx.events.push(FleetEvent::DataLost { breaker: self.name.clone() });
                 if let (Fleetwide::Open(until), false) = (self.fleet, b.state == State::Closed) {
                     // Keep holding, and restore the fleet's open state with what is left
@@ -1491,6 +1495,33 @@ mod tests {
         let fx = run(&mut m, clock, 401, |m, now| m.on_reply(&restore, &restored, now, open(0, 0)));
         assert_eq!(fx.events, vec![opened(1, 1_100)]);
         assert_eq!(m.view(clock.at(401)).epoch, 1);
+    }
+
+    #[test]
+    fn a_rolled_back_epoch_is_a_data_loss_and_a_stale_reply_is_not() {
+        let clock = Clock::new();
+        let mut m = replica(clock, WhenUnreachable::Local);
+        let _ = run(&mut m, clock, 0, |m, now| m.on_push(&snap(Code::Open, 3, 1_500), now, closed(0, 0)));
+        // A late reply, older than the push: ignored.
+        let fx = run(&mut m, clock, 10, |m, now| m.on_reply(&Op::State, &snap(Code::Closed, 2, 0), now, open(0, 0)));
+        assert_eq!(fx.events, vec![FleetEvent::StaleIgnored { breaker: "b".to_owned(), epoch: 2, current: 3 }]);
+        // Redis says the epoch this replica sent is ahead of its own: rolled back to 2.
+        let rolled = Snapshot { rolled_back: true, ..snap(Code::Closed, 2, 0) };
+        let fx = run(&mut m, clock, 400, |m, now| m.on_reply(&Op::State, &rolled, now, open(0, 0)));
+        assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
+        let restore = Op::Report {
+            calls: 0,
+            failures: 0,
+            vote: 0,
+            wait: Duration::ZERO,
+            restore: ms(1_100),
+            ramp_done: false,
+            shadow: false,
+        };
+        assert_eq!(fx.ops, vec![restore], "what is left of the fleet's wait");
+        assert_eq!(m.seen(), (INC, 2), "follows Redis's epoch from now on");
+        let fx = run(&mut m, clock, 401, |m, now| m.on_reply(&restore, &snap(Code::Open, 3, 1_100), now, open(0, 0)));
+        assert_eq!(fx.events, vec![opened(3, 1_100)]);
     }
 
     #[test]

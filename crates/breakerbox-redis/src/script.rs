@@ -53,6 +53,10 @@ local function fmt(n)
   return string.format('%d', n)
 end
 local same = ARGV[6] == redis.call('HGET', st, 'inc') and tonumber(ARGV[7]) == num('epoch')
+-- The replica saw a later epoch of this incarnation than Redis has now: Redis lost
+-- writes it had acknowledged (restarted from an older snapshot, failed over to a replica
+-- that lagged). Epochs only grow, and a replica only sees epochs Redis reached.
+local behind = ARGV[6] == redis.call('HGET', st, 'inc') and (tonumber(ARGV[7]) or 0) > num('epoch')
 local function snapshot(granted, voters, volume)
   local code, remaining, ramp = 0, 0, 0
   if redis.call('HGET', st, 'state') == 'open' then
@@ -66,7 +70,7 @@ local function snapshot(granted, voters, volume)
     lease_id, lease_left = num('lease_id'), math.max(0, num('lease_until') - now)
   end
   return {code, num('epoch'), remaining, redis.call('HGET', st, 'inc'), lease_id, lease_left,
-          granted, num('opens'), voters, volume, ramp}
+          granted, num('opens'), voters, volume, ramp, behind and 1 or 0}
 end
 local function publish()
   local s = snapshot(0, 0, 0)
@@ -103,7 +107,9 @@ end
 
 /// Reports outcome counts and this replica's vote; opens the fleet when enough replicas
 /// voted and enough calls were seen in the window; restores an open state after a data loss;
-/// ends the fleet's recovery ramp when this replica's breaker finished it.
+/// ends the fleet's recovery ramp when this replica's breaker finished it. A restore is
+/// taken on a state at epoch 0 (the keys were lost) or on the very state the replica
+/// just read (it was rolled back to an older epoch), if closed.
 /// Counted only for the current epoch (or from a replica that has not seen any yet).
 ///
 /// A replica in shadow mode reports a would-be vote: kept (marked `:shadow`) for one
@@ -117,7 +123,7 @@ const REPORT: &str = r#"
 local voters, volume, accepted = 0, 0, 0
 local restore = tonumber(ARGV[15])
 local shadow = ARGV[17] == '1'
-if restore > 0 and num('epoch') == 0 and redis.call('HGET', st, 'state') == 'closed' then
+if restore > 0 and (num('epoch') == 0 or same) and redis.call('HGET', st, 'state') == 'closed' then
   open(restore)
 elseif (same or ARGV[6] == '') and redis.call('HGET', st, 'state') == 'closed' then
   accepted = 1
@@ -300,9 +306,13 @@ pub(crate) struct Snapshot {
     /// Time since the fleet's recovery ramp began, by the server's clock, when
     /// recovering.
     pub(crate) ramp: Duration,
+    /// The replica that sent the call had seen a later epoch of this incarnation than
+    /// Redis now has: Redis lost acknowledged writes (a restart from an older snapshot,
+    /// a failover to a lagging replica). Only a reply can say so; a push never does.
+    pub(crate) rolled_back: bool,
 }
 
-pub(crate) type Raw = (i64, u64, i64, String, u64, i64, i64, u64, u64, u64, i64);
+pub(crate) type Raw = (i64, u64, i64, String, u64, i64, i64, u64, u64, u64, i64, i64);
 
 impl Snapshot {
     pub(crate) fn from_raw(r: Raw) -> Self {
@@ -319,6 +329,7 @@ impl Snapshot {
             voters: r.8,
             volume: r.9,
             ramp: ms(r.10),
+            rolled_back: r.11 == 1,
         }
     }
 
@@ -354,6 +365,7 @@ impl Snapshot {
             voters: 0,
             volume: 0,
             ramp: Duration::ZERO,
+            rolled_back: false,
         }
     }
 }
@@ -522,6 +534,35 @@ mod tests {
         assert!(restored.remaining > Duration::from_millis(400));
         let again = s.call("report", "b", (&inc, 1), &[0, 0, 0, 0, 2, 10, 900]);
         assert_eq!((again.epoch, again.inc), (1, restored.inc), "the first restore wins");
+        assert!(again.remaining <= Duration::from_millis(500));
+    }
+
+    /// Redis loses acknowledged writes (here: the state put back as an older snapshot
+    /// had it): a replica that saw the later epoch is told so, and its restore is taken
+    /// at whatever epoch the state was rolled back to.
+    #[test]
+    fn a_rolled_back_epoch_is_reported_and_restored() {
+        let mut s = Server::start();
+        let inc = s.call("state", "a", ("", 0), &[]).inc;
+        assert_eq!(s.vote("a", (&inc, 0), 1).epoch, 1);
+        std::thread::sleep(Duration::from_millis(220));
+        let lease = s.call("probe", "a", (&inc, 1), &[1_000]);
+        let closed = s.call("probe_result", "a", (&inc, 1), &[lease.lease_id, 1, 0]);
+        assert_eq!((closed.code, closed.epoch, closed.rolled_back), (Code::Closed, 2, false));
+        // The snapshot was taken here, closed at epoch 2; the fleet then opened (epoch 3).
+        let _: () = redis::cmd("HSET").arg(&s.keys.state).arg("epoch").arg(3).query(&mut s.con).unwrap();
+        assert!(!s.call("state", "a", (&inc, 3), &[]).rolled_back);
+        let _: () = redis::cmd("HSET").arg(&s.keys.state).arg("epoch").arg(2).query(&mut s.con).unwrap();
+        let read = s.call("state", "a", (&inc, 3), &[]);
+        assert_eq!((read.code, read.epoch, read.rolled_back), (Code::Closed, 2, true));
+        // A late reply (seen 1, now 2) and another incarnation are not rollbacks.
+        assert!(!s.call("state", "b", (&inc, 1), &[]).rolled_back);
+        assert!(!s.call("state", "b", ("other", 9), &[]).rolled_back);
+        // The restore, sent with the state just read, is taken; a second one is not.
+        let restored = s.call("report", "a", (&inc, 2), &[0, 0, 0, 0, 2, 10, 500]);
+        assert_eq!((restored.code, restored.epoch), (Code::Open, 3));
+        let again = s.call("report", "b", (&inc, 2), &[0, 0, 0, 0, 2, 10, 900]);
+        assert_eq!(again.epoch, 3, "the first restore wins");
         assert!(again.remaining <= Duration::from_millis(500));
     }
 

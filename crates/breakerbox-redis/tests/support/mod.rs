@@ -11,6 +11,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: std::path::PathBuf,
+    /// Settings appended to the defaults on every start (persistence, `--replicaof`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -21,10 +23,21 @@ impl RedisServer {
     /// If `redis-server` is not installed (with the command that installs it), or does
     /// not answer within 10 s.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a free port with `extra` settings after the defaults (which
+    /// they override: `["--appendonly", "yes"]`), kept for every restart.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let dir = std::env::temp_dir().join(format!("breakerbox-redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory for redis-server");
-        let mut server = Self { child: None, port, dir };
+        let extra = extra.iter().map(|&a| a.to_owned()).collect();
+        let mut server = Self { child: None, port, dir, extra };
         server.spawn();
         server
     }
@@ -35,6 +48,7 @@ impl RedisServer {
             .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -97,6 +111,26 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts the killed (or shut down) server again on the same port and directory,
+    /// with the same settings: what it persisted there (RDB, AOF) is loaded.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    /// `SHUTDOWN SAVE`: writes an RDB snapshot to its directory, then exits.
+    pub fn shutdown_save(&mut self) {
+        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut self.connection());
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's scratch directory (`--dir`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub fn is_running(&self) -> bool {

@@ -1,0 +1,605 @@
+//! Redis as operators run it, and as it fails: frozen (SIGSTOP), slow (`DEBUG SLEEP`),
+//! paused (`CLIENT PAUSE`), restarted with and without its data, restarted from an older
+//! snapshot, and failed over to a replica. Each test runs two replicas (each its own
+//! `Fleet` and connections) against a real `redis-server`, and checks, printing the
+//! numbers:
+//!
+//! - (a) no call waits on Redis: the slowest `call` and `try_acquire` + `success` on the
+//!   replicas' breakers during the fault, against the same before it (and against a
+//!   breaker without a fleet in the same loop, the control);
+//! - (b) what the README promises while the fault lasts (degraded, local decisions);
+//! - (c) reconvergence: a trip made during the fault reaches the other replica after
+//!   it, and a trip made after it reaches the other replica within a bound; nothing the
+//!   consistency model keeps is lost.
+
+mod support;
+
+#[path = "support/proxy.rs"]
+mod proxy;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use breakerbox::Breaker;
+use breakerbox_redis::{Fleet, FleetConfig, FleetEvent, WhenUnreachable};
+use proxy::Proxy;
+use support::{Events, RedisServer, builder, config, eventually, saw, trip};
+
+/// The tests here run one at a time: each measures call latencies.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ===== (a) the call path =====
+
+/// The calls timed in a phase, through one kind of breaker.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timed {
+    calls: u64,
+    worst: Duration,
+    /// Calls over 1 ms, and over 5 ms.
+    over_1ms: u64,
+    over_5ms: u64,
+}
+
+impl Timed {
+    fn add(&mut self, d: Duration) {
+        self.calls += 1;
+        self.worst = self.worst.max(d);
+        self.over_1ms += u64::from(d > Duration::from_millis(1));
+        self.over_5ms += u64::from(d > Duration::from_millis(5));
+    }
+
+    fn merge(&mut self, o: Self) {
+        self.calls += o.calls;
+        self.worst = self.worst.max(o.worst);
+        self.over_1ms += o.over_1ms;
+        self.over_5ms += o.over_5ms;
+    }
+}
+
+/// A phase's calls: through the replicas' breakers, and through a breaker without a
+/// fleet in the same loop (the control, as many calls).
+#[derive(Clone, Copy, Debug, Default)]
+struct Worst {
+    fleet: Timed,
+    control: Timed,
+}
+
+/// Calls the replicas' breakers (a `call`, then a `try_acquire` and `success`, each
+/// timed) and a control breaker without a fleet, from a thread of its own, for as long
+/// as it lives.
+struct Caller {
+    stop: Arc<AtomicBool>,
+    worst: Arc<Mutex<Worst>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Caller {
+    fn start(breakers: Vec<Breaker>) -> Self {
+        let (stop, worst) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Worst::default())));
+        let (halt, slot) = (stop.clone(), worst.clone());
+        let thread = std::thread::spawn(move || {
+            let control = builder("control", 1_000_000, 60_000).build().unwrap();
+            let timed = |b: &Breaker, into: &mut Timed| {
+                let t = Instant::now();
+                let _ = b.call(|| Ok::<_, ()>(()));
+                into.add(t.elapsed());
+                let t = Instant::now();
+                if let Ok(permit) = b.try_acquire() {
+                    permit.success();
+                }
+                into.add(t.elapsed());
+            };
+            while !halt.load(Ordering::Relaxed) {
+                let mut batch = Worst::default();
+                for _ in 0..64 {
+                    for b in &breakers {
+                        timed(b, &mut batch.fleet);
+                        // As many calls on the control, for the same odds of a stall.
+                        timed(&control, &mut batch.control);
+                    }
+                }
+                {
+                    let mut w = slot.lock().unwrap();
+                    w.fleet.merge(batch.fleet);
+                    w.control.merge(batch.control);
+                }
+                // Calls all along, without taking a core from Redis and the fleet.
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        });
+        Self { stop, worst, thread: Some(thread) }
+    }
+
+    /// The calls since the last take.
+    fn take(&self) -> Worst {
+        std::mem::take(&mut *self.worst.lock().unwrap())
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Prints and checks each phase's calls. A call that waited on Redis would take at least
+/// the operation timeout (100 ms) or the fault itself (2 s), and every call made during
+/// the fault would: the slowest must be under 5 ms, or else be one of at most 3 isolated
+/// stalls (the calling thread descheduled on a busy 2-core machine: the control breaker,
+/// without a fleet, sees them too), with at most 1 in 1000 calls over 1 ms.
+fn no_call_waited(test: &str, baseline: Worst, during: Worst) {
+    let show =
+        |t: Timed| format!("{:?} ({} calls, {} over 1 ms, {} over 5 ms)", t.worst, t.calls, t.over_1ms, t.over_5ms);
+    eprintln!(
+        "[{test}] slowest call through the fleet's breakers: before the fault {}, during it {}; \
+         without a fleet, before {}, during {}",
+        show(baseline.fleet),
+        show(during.fleet),
+        show(baseline.control),
+        show(during.control),
+    );
+    for (phase, w) in [("before", baseline), ("during", during)] {
+        let f = w.fleet;
+        assert!(f.calls > 1_000, "[{test}] {phase}: calls were made ({})", f.calls);
+        let ok = f.worst < Duration::from_millis(5) || f.over_5ms <= 3;
+        assert!(ok && f.over_1ms * 1_000 <= f.calls, "[{test}] {phase} the fault, calls waited: {}", show(f));
+    }
+}
+
+// ===== two replicas =====
+
+/// Two replicas, each with the same four breakers:
+/// - `orders`: traffic, always succeeding (the calls timed);
+/// - `during`: tripped on `a` while the fault lasts (a local decision, voted later);
+/// - `after`: tripped on `b` once the fault is over (reconvergence);
+/// - `held`: tripped on `a` before the fault, when a test wants the fleet open across it.
+struct Pair {
+    a: Fleet,
+    a_events: Events,
+    b: Fleet,
+    b_events: Events,
+    orders: [Breaker; 2],
+    during: [Breaker; 2],
+    after: [Breaker; 2],
+    held: [Breaker; 2],
+}
+
+fn start_replica(client: redis::Client, config: FleetConfig, id: &str) -> (Fleet, Events) {
+    let events = Events::default();
+    let sink = events.clone();
+    let fleet = Fleet::builder(config.replica_id(id))
+        .on_event(move |e| sink.lock().unwrap().push(e.clone()))
+        .start(client)
+        .expect("the fleet starts");
+    (fleet, events)
+}
+
+impl Pair {
+    async fn start(client: impl Fn() -> redis::Client, config: FleetConfig, held_wait_ms: u64) -> Self {
+        let (a, a_events) = start_replica(client(), config.clone(), "a");
+        let (b, b_events) = start_replica(client(), config, "b");
+        let both = |name: &str, failures, wait| {
+            [a.breaker(builder(name, failures, wait)).unwrap(), b.breaker(builder(name, failures, wait)).unwrap()]
+        };
+        let orders = both("orders", 3, 60_000);
+        let during = both("during", 1, 60_000);
+        let after = both("after", 1, 60_000);
+        let held = both("held", 1, held_wait_ms);
+        a.sync().await.unwrap();
+        b.sync().await.unwrap();
+        Self { a, a_events, b, b_events, orders, during, after, held }
+    }
+
+    fn caller(&self) -> Caller {
+        Caller::start(self.orders.to_vec())
+    }
+
+    /// Trips `held` on `a` and waits for the fleet to hold it open on `b`.
+    async fn open_held(&self) {
+        trip(&self.held[0]);
+        assert!(eventually(Duration::from_secs(1), || self.held[1].is_open()).await, "the fleet opened `held`");
+        assert!(self.b.view("held").unwrap().held);
+    }
+
+    fn events(&self) -> [&Events; 2] {
+        [&self.a_events, &self.b_events]
+    }
+
+    fn data_lost(&self, breaker: &str) -> [bool; 2] {
+        self.events().map(|e| saw(e, |e| matches!(e, FleetEvent::DataLost { breaker: b } if b == breaker)))
+    }
+
+    /// (b) Both replicas degraded (an event, the status), and decide locally: a trip on
+    /// `a` opens its breaker and nothing reaches `b`.
+    async fn degraded_locally(&self, test: &str, within: Duration) {
+        let started = Instant::now();
+        let both = eventually(within, || self.a.status().degraded && self.b.status().degraded).await;
+        assert!(both, "[{test}] both replicas degraded: {:?} {:?}", self.a.status(), self.b.status());
+        eprintln!("[{test}] both replicas degraded after {:?}", started.elapsed());
+        // The status is set just before the event is emitted.
+        for e in self.events() {
+            let event =
+                || saw(e, |e| matches!(e, FleetEvent::Degraded { when_unreachable: WhenUnreachable::Local, .. }));
+            assert!(eventually(Duration::from_secs(1), event).await, "[{test}] a `Degraded` event");
+        }
+        trip(&self.during[0]);
+        assert!(self.during[0].is_open(), "[{test}] a local trip still opens the breaker");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(self.during[1].is_closed(), "[{test}] nothing reaches the other replica meanwhile");
+        assert!(self.orders.iter().all(Breaker::is_closed), "[{test}] calls go on");
+    }
+
+    /// (c) Both replicas answer again (`Rejoined` if they were degraded); a trip made
+    /// during the fault (if any) reaches `b`; a trip on `b` now reaches `a`, within 1 s.
+    async fn reconverges(&self, test: &str, were_degraded: bool) {
+        let started = Instant::now();
+        let rejoined = |e: &Events| saw(e, |e| matches!(e, FleetEvent::Rejoined { .. }));
+        if were_degraded {
+            let both =
+                eventually(Duration::from_secs(5), || rejoined(&self.a_events) && rejoined(&self.b_events)).await;
+            assert!(both, "[{test}] both replicas rejoined: {:?} {:?}", self.a.status(), self.b.status());
+            eprintln!("[{test}] both replicas rejoined {:?} after the fault ended", started.elapsed());
+        }
+        let healthy = eventually(Duration::from_secs(5), || !self.a.status().degraded && !self.b.status().degraded);
+        assert!(healthy.await, "[{test}] both replicas answer: {:?} {:?}", self.a.status(), self.b.status());
+        if self.during[0].is_open() {
+            let reached = eventually(Duration::from_secs(2), || self.during[1].is_open()).await;
+            assert!(reached, "[{test}] the trip made during the fault reached the other replica");
+            eprintln!(
+                "[{test}] the trip made during the fault reached `b` {:?} after the fault ended",
+                started.elapsed()
+            );
+        }
+        let t = Instant::now();
+        trip(&self.after[1]);
+        let reached = eventually(Duration::from_secs(1), || self.after[0].is_open()).await;
+        assert!(reached, "[{test}] a trip after the fault reaches the other replica within 1 s");
+        eprintln!("[{test}] a trip after the fault reached `a` in {:?}", t.elapsed());
+    }
+}
+
+/// `(state, incarnation, epoch)` of `breaker`'s fleet state, read on `con`.
+fn fleet_state(con: &mut redis::Connection, service: &str, breaker: &str) -> (String, String, u64) {
+    let key = format!("breakerbox:{{{service}:{breaker}}}:state");
+    let (state, inc, epoch): (Option<String>, Option<String>, Option<u64>) =
+        redis::cmd("HMGET").arg(&key).arg("state").arg("inc").arg("epoch").query(con).unwrap();
+    (state.unwrap_or_default(), inc.unwrap_or_default(), epoch.unwrap_or_default())
+}
+
+fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+// ===== 1. frozen =====
+
+/// SIGSTOP for 700 ms (seven operation timeouts): connections stay open and nothing
+/// answers. Operations time out, both replicas degrade and decide locally; on SIGCONT
+/// they rejoin, and the trip made meanwhile is voted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_redis() {
+    let test = "frozen_redis";
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let pair = Pair::start(|| server.client(), config("frozen"), 60_000).await;
+    let caller = pair.caller();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = caller.take();
+
+    let frozen = Instant::now();
+    server.pause();
+    pair.degraded_locally(test, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(700).saturating_sub(frozen.elapsed())).await;
+    server.resume();
+    pair.reconverges(test, true).await;
+    no_call_waited(test, baseline, caller.take());
+}
+
+// ===== 2. slow =====
+
+/// `DEBUG SLEEP 2` from another connection: Redis runs nothing for 2 s. As frozen, but
+/// the socket accepts connections and the commands queued meanwhile run afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_redis() {
+    let test = "slow_redis";
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let pair = Pair::start(|| server.client(), config("slow"), 60_000).await;
+    let caller = pair.caller();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = caller.take();
+
+    let mut con = server.connection();
+    let sleeper = std::thread::spawn(move || cmd(&mut con, &["DEBUG", "SLEEP", "2"]));
+    pair.degraded_locally(test, Duration::from_secs(1)).await;
+    tokio::task::spawn_blocking(move || sleeper.join().unwrap()).await.unwrap();
+    pair.reconverges(test, true).await;
+    no_call_waited(test, baseline, caller.take());
+}
+
+// ===== 3. paused =====
+
+/// `CLIENT PAUSE 2000 <mode>` from another connection: every command (`ALL`), or every
+/// write (`WRITE`: every script, since each refreshes a TTL; `PING` still answers), waits
+/// until the pause ends.
+async fn paused(test: &str, mode: &str) {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let pair = Pair::start(|| server.client(), config(test), 60_000).await;
+    let caller = pair.caller();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = caller.take();
+
+    let paused_at = Instant::now();
+    cmd(&mut server.connection(), &["CLIENT", "PAUSE", "2000", mode]);
+    pair.degraded_locally(test, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(2_000).saturating_sub(paused_at.elapsed())).await;
+    pair.reconverges(test, true).await;
+    no_call_waited(test, baseline, caller.take());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_redis_all() {
+    paused("paused_redis_all", "ALL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_redis_write() {
+    paused("paused_redis_write", "WRITE").await;
+}
+
+// ===== 4. restarted =====
+
+/// How a restart goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// SIGKILL, with `appendonly yes` and `appendfsync always`: every write survives.
+    Aof,
+    /// `SHUTDOWN SAVE`: an RDB snapshot on the way down, loaded on the way up.
+    RdbOnShutdown,
+    /// SIGKILL without persistence: Redis comes back empty.
+    Empty,
+}
+
+/// The fleet holds `held` open across a restart on the same port and directory, and a
+/// trip is made on `a` while Redis is down. With persistence the fleet's state is kept
+/// as it was (same incarnation, same epoch: no data loss); without, both replicas see
+/// the new incarnation, say so (`DataLost`) and restore the open state.
+async fn restarted(test: &str, how: Restart) {
+    let _serial = SERIAL.lock().await;
+    let mut server = match how {
+        Restart::Aof => RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]),
+        Restart::RdbOnShutdown | Restart::Empty => RedisServer::start(),
+    };
+    let pair = Pair::start(|| server.client(), config(test), 60_000).await;
+    pair.open_held().await;
+    let before = fleet_state(&mut server.connection(), test, "held");
+    assert_eq!((before.0.as_str(), before.2), ("open", 1));
+    let caller = pair.caller();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = caller.take();
+
+    match how {
+        Restart::Aof | Restart::Empty => server.kill(),
+        Restart::RdbOnShutdown => server.shutdown_save(),
+    }
+    pair.degraded_locally(test, Duration::from_secs(1)).await;
+    assert!(pair.held.iter().all(Breaker::is_open), "[{test}] the fleet's wait is not over: held on locally");
+    server.start_again();
+    pair.reconverges(test, true).await;
+    let during = caller.take();
+
+    let after = fleet_state(&mut server.connection(), test, "held");
+    let lost = pair.data_lost("held");
+    eprintln!("[{test}] `held` before {before:?}, after {after:?}; DataLost on a, b: {lost:?}");
+    assert_eq!(after.0, "open", "[{test}] the fleet's open state survives");
+    assert!(pair.held.iter().all(Breaker::is_open));
+    if how == Restart::Empty {
+        assert_ne!(after.1, before.1, "[{test}] a new incarnation");
+        assert_eq!(lost, [true, true], "[{test}] both replicas saw the loss");
+    } else {
+        assert_eq!(after, before, "[{test}] the same incarnation and epoch");
+        assert_eq!(lost, [false, false], "[{test}] no data lost");
+        assert_eq!(pair.a.status().data_losses + pair.b.status().data_losses, 0);
+    }
+    no_call_waited(test, baseline, during);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_with_aof() {
+    restarted("restarted_with_aof", Restart::Aof).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_with_rdb_on_shutdown() {
+    restarted("restarted_with_rdb_on_shutdown", Restart::RdbOnShutdown).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_without_persistence() {
+    restarted("restarted_without_persistence", Restart::Empty).await;
+}
+
+/// A plain connection to the server on `port`.
+fn connect(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap()
+}
+
+/// The fleet's open of `held` (epoch 1) is lost after it was acknowledged: the keys are
+/// back, with the same incarnation, at epoch 0 and closed. The replicas' next reply says
+/// they saw a later epoch than Redis has (`rolled_back`): a data loss, and the open they
+/// hold is restored with what is left of its wait, as after a restart without data. Then
+/// one probe closes it on both, and the fleet opens it again on a new trip. (Before the
+/// fix, the older epoch was ignored as stale and every report from these replicas
+/// refused for their newer epoch: the fleet never opened `held` again.) `fault` loses
+/// the write; Redis is then read on `port`.
+async fn rolled_back(test: &str, port: impl Fn() -> u16, pair: &Pair, fault: impl FnOnce()) {
+    pair.open_held().await;
+    let caller = pair.caller();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = caller.take();
+    fault();
+    pair.reconverges(test, false).await;
+
+    // The first replica to read it restores it; the other may find it restored already
+    // (open, at the epoch it had seen), and follows without a loss of its own.
+    let restored = || fleet_state(&mut connect(port()), test, "held").0 == "open";
+    let lost = eventually(Duration::from_secs(2), || pair.data_lost("held").contains(&true) && restored()).await;
+    let state = fleet_state(&mut connect(port()), test, "held");
+    eprintln!("[{test}] `held` in Redis after the fault: {state:?}; DataLost on a, b: {:?}", pair.data_lost("held"));
+    assert!(lost, "[{test}] a replica saw the rollback as a data loss and restored the open state");
+    assert!(pair.held.iter().all(Breaker::is_open), "[{test}] held open meanwhile");
+    // The wait (1 s) is over: calls probe, one probe closes both.
+    let started = Instant::now();
+    let closed = eventually(Duration::from_secs(4), || {
+        for b in &pair.held {
+            let _ = b.call(|| Ok::<_, ()>(()));
+        }
+        pair.held.iter().all(Breaker::is_closed)
+    })
+    .await;
+    let after = fleet_state(&mut connect(port()), test, "held");
+    eprintln!(
+        "[{test}] `held` closed on both: {closed} (after {:?}); in Redis {after:?}; probe leases a {}, b {}",
+        started.elapsed(),
+        pair.a.status().probe_leases,
+        pair.b.status().probe_leases,
+    );
+    assert!(
+        closed,
+        "[{test}] `held` closes after its wait: {:?}",
+        pair.held.iter().map(Breaker::state).collect::<Vec<_>>()
+    );
+    // And the fleet opens it again on a new trip.
+    trip(&pair.held[1]);
+    assert!(
+        eventually(Duration::from_secs(1), || pair.held[0].is_open()).await,
+        "[{test}] `held` trips the fleet again"
+    );
+    no_call_waited(test, baseline, caller.take());
+}
+
+/// The open is written after the last RDB snapshot (`SAVE`); Redis is killed and
+/// restarted from the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_from_an_older_snapshot() {
+    let test = "restarted_from_an_older_snapshot";
+    let _serial = SERIAL.lock().await;
+    let server = std::sync::Mutex::new(RedisServer::start());
+    let port = server.lock().unwrap().port();
+    let client = server.lock().unwrap().client();
+    let pair = Pair::start(|| client.clone(), config(test), 1_000).await;
+    cmd(&mut connect(port), &["SAVE"]);
+    rolled_back(
+        test,
+        || port,
+        &pair,
+        || {
+            let mut s = server.lock().unwrap();
+            s.kill();
+            s.start_again();
+        },
+    )
+    .await;
+}
+
+// ===== 5. failover =====
+
+/// A master, a replica of it, and the proxy the fleet connects through.
+struct Failover {
+    master: RedisServer,
+    replica: RedisServer,
+    proxy: Proxy,
+}
+
+impl Failover {
+    fn start() -> Self {
+        // Without the default 5 s wait for more replicas before a diskless sync.
+        let master = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+        let port = master.port().to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let synced = (0..500).any(|_| {
+            let info: String = redis::cmd("INFO").arg("replication").query(&mut replica.connection()).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            info.contains("master_link_status:up")
+        });
+        assert!(synced, "the replica synced with its master");
+        let proxy = Proxy::start(master.port());
+        Self { master, replica, proxy }
+    }
+
+    /// Every write so far is on the replica. (`WAIT` waits for this connection's own
+    /// writes: one, after every write so far in the replication stream.)
+    fn replicated(&self) {
+        let mut con = self.master.connection();
+        cmd(&mut con, &["SET", "failover-test-marker", "1"]);
+        let acked: i64 = redis::cmd("WAIT").arg(1).arg(1_000).query(&mut con).unwrap();
+        assert_eq!(acked, 1, "the replica acknowledged");
+    }
+
+    /// `REPLICAOF NO ONE` on the replica, the master killed, the proxy pointed at the
+    /// replica (cutting the sessions), in that order, as a failover script does.
+    fn promote(&mut self) {
+        cmd(&mut self.replica.connection(), &["REPLICAOF", "NO", "ONE"]);
+        self.master.kill();
+        self.proxy.switch(self.replica.port());
+    }
+}
+
+/// The fleet holds `held` open, replicated, and the replica is promoted: the keys are
+/// there, the same incarnation and epoch; the replicas reconnect through the proxy (they
+/// may degrade for a moment), `held` stays open, and trips propagate through the new
+/// master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_promoted() {
+    let test = "replica_promoted";
+    let _serial = SERIAL.lock().await;
+    let mut failover = Failover::start();
+    let pair = Pair::start(|| failover.proxy.client(), config(test), 60_000).await;
+    pair.open_held().await;
+    failover.replicated();
+    let before = fleet_state(&mut failover.master.connection(), test, "held");
+    let on_replica = fleet_state(&mut failover.replica.connection(), test, "held");
+    eprintln!("[{test}] `held` on the master {before:?}, on its replica {on_replica:?}");
+    let caller = pair.caller();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = caller.take();
+
+    failover.promote();
+    let were_degraded =
+        eventually(Duration::from_millis(500), || pair.a.status().degraded || pair.b.status().degraded).await;
+    eprintln!("[{test}] a replica degraded after the failover: {were_degraded}");
+    pair.reconverges(test, false).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let during = caller.take();
+
+    let after = fleet_state(&mut failover.replica.connection(), test, "held");
+    eprintln!("[{test}] `held` on the master {before:?}, on the promoted replica {after:?}");
+    assert_eq!(after, before, "[{test}] the same incarnation and epoch");
+    assert_eq!(pair.data_lost("held"), [false, false], "[{test}] no data lost");
+    assert!(pair.held.iter().all(Breaker::is_open), "[{test}] `held` stays open");
+    no_call_waited(test, baseline, during);
+}
+
+/// The replica is cut off from its master (`REPLICAOF NO ONE`) before the fleet opens
+/// `held`, then promoted: the open, acknowledged by the master, is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_replica_promoted() {
+    let test = "lagging_replica_promoted";
+    let _serial = SERIAL.lock().await;
+    let failover = std::sync::Mutex::new(Failover::start());
+    let client = failover.lock().unwrap().proxy.client();
+    let pair = Pair::start(|| client.clone(), config(test), 1_000).await;
+    failover.lock().unwrap().replicated();
+    let port = failover.lock().unwrap().replica.port();
+    cmd(&mut connect(port), &["REPLICAOF", "NO", "ONE"]);
+    rolled_back(test, || port, &pair, || failover.lock().unwrap().promote()).await;
+}
