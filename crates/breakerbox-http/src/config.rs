@@ -26,7 +26,10 @@
 //!
 //! In the environment, with figment: `Env::prefixed("HTTP_").split("__")` reads
 //! `HTTP_CONSECUTIVE_FAILURES=5`, `HTTP_PER_HOST=true`, `HTTP_RETRY__ATTEMPTS=3`,
-//! `HTTP_RETRY__BASE=100ms`.
+//! `HTTP_RETRY__BASE=100ms`. Leave values unquoted: figment 0.10 unescapes a quoted
+//! value by character position as if it were a byte position, so a quoted value with a
+//! non-ASCII character before a backslash (`"ü\n"`) panics inside figment (found by
+//! this repository's `config` fuzz target, which skips such values).
 //!
 //! The same settings serve the adapters: [`HttpConfig::hosts`] builds the per-host family
 //! for [`PerHostLayer`](crate::tower::PerHostLayer) or

@@ -40,13 +40,22 @@ impl<'a> Host<'a> {
         Ok(Self { scheme, host, port })
     }
 
-    /// The host of `url`; `None` when it has no `http` or `https` host.
+    /// The host of `url`; `None` when it has no `http` or `https` host, or its port is
+    /// 0.
     #[cfg(feature = "reqwest-middleware")]
     pub(crate) fn of_url(url: &'a ::reqwest::Url) -> Option<Self> {
         let scheme = url.scheme();
         let default_port = default_port(scheme)?;
         let host = url.host_str().filter(|h| !h.is_empty())?;
-        Some(Self { scheme, host, port: url.port().unwrap_or(default_port) })
+        // Found by the `host_key` fuzz target: `Url` accepts port 0 (`http://h:0/`),
+        // which `of_uri` refuses as no port a connection can go to. Keying it
+        // made the middleware keep a breaker for `"http://h:0"` where the tower layer,
+        // reading the same address as a `Uri`, keeps none.
+        let port = match url.port() {
+            Some(0) => return None,
+            port => port.unwrap_or(default_port),
+        };
+        Some(Self { scheme, host, port })
     }
 
     /// Calls `f` with the key, `"{scheme}://{host}:{port}"`, scheme and host in ASCII

@@ -268,5 +268,5 @@ fn a_family_conserves_calls_and_stays_bounded_through_evictions() {
 /// A reset of the whole family about once in 50 looks, by the clock's low bits.
 fn rand_bit(clock: &ManualClock) -> bool {
     use breakerbox::Clock as _;
-    clock.now_nanos() / 1_000_000 % 50 == 0
+    (clock.now_nanos() / 1_000_000).is_multiple_of(50)
 }
