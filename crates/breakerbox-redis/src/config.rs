@@ -13,12 +13,19 @@
 //! key_ttl = "24h"               # abandoned keys disappear after this
 //! operation_timeout = "100ms"   # every Redis operation
 //! when_unreachable = "local"    # or "open"
+//!
+//! # Where Redis is, for `FleetBuilder::connect` (default: none, pass a client to `start`):
+//! redis = { url = "redis://127.0.0.1:6379" }
+//! # redis = { sentinel = { master = "mymaster", nodes = ["redis://127.0.0.1:26379"] } }  # feature `sentinel`
+//! # redis = { cluster = { nodes = ["redis://127.0.0.1:7000"] } }                         # feature `cluster`
 //! ```
 
 use std::fmt;
 use std::time::Duration;
 
 use breakerbox::ConfigError;
+
+use crate::Connect;
 
 /// What a replica does while it cannot reach the fleet (Redis down, slow, or partitioned
 /// away).
@@ -88,6 +95,7 @@ impl fmt::Display for WhenUnreachable {
 /// | `key_ttl` | 24 h |
 /// | `operation_timeout` | 100 ms |
 /// | `when_unreachable` | [`WhenUnreachable::Local`] |
+/// | `redis` | none: [`FleetBuilder::start`](crate::FleetBuilder::start) takes a client |
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -129,6 +137,12 @@ pub struct FleetConfig {
     pub operation_timeout: Duration,
     /// What a replica does while it cannot reach the fleet.
     pub when_unreachable: WhenUnreachable,
+    /// Where Redis is (one node, Sentinel, a Cluster), for
+    /// [`FleetBuilder::connect`](crate::FleetBuilder::connect); not read by
+    /// [`start`](crate::FleetBuilder::start) or
+    /// [`start_with`](crate::FleetBuilder::start_with), which are given it.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub redis: Option<Connect>,
 }
 
 impl Default for FleetConfig {
@@ -147,6 +161,7 @@ impl Default for FleetConfig {
             key_ttl: Duration::from_secs(24 * 3600),
             operation_timeout: Duration::from_millis(100),
             when_unreachable: WhenUnreachable::Local,
+            redis: None,
         }
     }
 }
@@ -184,6 +199,13 @@ impl FleetConfig {
         self
     }
 
+    /// Sets where Redis is, for [`FleetBuilder::connect`](crate::FleetBuilder::connect).
+    #[must_use]
+    pub fn redis(mut self, connect: Connect) -> Self {
+        self.redis = Some(connect);
+        self
+    }
+
     setters! {
         /// Sets how often counts and votes are pushed.
         sync_interval: Duration;
@@ -212,7 +234,7 @@ impl FleetConfig {
     /// A [`ConfigError`] naming the first setting that cannot work: an empty
     /// `service` or one with `:`, `{` or `}`, an empty `key_prefix` or `replica_id`, a
     /// zero duration, `min_replicas` = 0, a `window` shorter than 10 ms, a `key_ttl`
-    /// shorter than the `window`.
+    /// shorter than the `window`; a `redis` that [`Connect::validate`] refuses.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field, value: &dyn fmt::Debug, expected: &str| Err(ConfigError::new(field, value, expected));
         if self.service.is_empty() || self.service.contains([':', '{', '}']) {
@@ -244,6 +266,9 @@ impl FleetConfig {
         }
         if self.min_replicas == 0 {
             return bad("min_replicas", &self.min_replicas, "at least 1");
+        }
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
         }
         Ok(())
     }
@@ -290,5 +315,13 @@ mod tests {
         assert!(err.to_string().contains("min_replica"), "{err}");
         let err = serde_json::from_str::<FleetConfig>(r#"{ "service": "s", "window": "ten" }"#).unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
+        assert!(!serde_json::to_string(&c).unwrap().contains("redis"), "no `redis` unless set");
+        let c: FleetConfig = serde_json::from_str(
+            r#"{ "service": "s", "redis": { "sentinel": { "master": "m", "nodes": ["redis://127.0.0.1:26379"] } } }"#,
+        )
+        .unwrap();
+        assert_eq!(c.redis, Some(Connect::sentinel("m", ["redis://127.0.0.1:26379"])));
+        let back: FleetConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
     }
 }

@@ -8,9 +8,10 @@ use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ConfigError, Reason};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::connect::Target;
 use crate::shared::{Command, LocalTransition, OnEvent, Shared, Status, random};
 use crate::worker::Worker;
-use crate::{FleetConfig, FleetError, FleetEvent, FleetStatus, FleetView};
+use crate::{Connect, FleetConfig, FleetError, FleetEvent, FleetStatus, FleetView};
 
 /// Shares breaker state across a fleet of processes through Redis.
 ///
@@ -202,7 +203,10 @@ impl fmt::Debug for Fleet {
 
 // ===== impl FleetBuilder =====
 
-/// Builds a [`Fleet`]: settings, event listeners, then [`start`](Self::start).
+/// Builds a [`Fleet`]: settings, event listeners, then one of
+/// [`start`](Self::start) (a `redis::Client` for one node),
+/// [`start_with`](Self::start_with) (a [`Connect`]: one node, Sentinel or a Cluster) or
+/// [`connect`](Self::connect) (the [`Connect`] in [`FleetConfig::redis`]).
 #[derive(Clone)]
 pub struct FleetBuilder {
     config: FleetConfig,
@@ -228,6 +232,57 @@ impl FleetBuilder {
     /// ([`FleetConfig::validate`]), or
     /// [`FleetError::NoRuntime`] outside a tokio runtime.
     pub fn start(self, client: redis::Client) -> Result<Fleet, FleetError> {
+        self.spawn(Target::Node(client))
+    }
+
+    /// Starts the fleet as [`start`](Self::start) does, on the Redis that `connect`
+    /// names: one node by URL, a master through Redis Sentinel (feature `sentinel`), or a
+    /// Redis Cluster (feature `cluster`). Returns at once; the connections are made in the
+    /// background, and made again from `connect` whenever the fleet reconnects (the
+    /// sentinels are asked for the master each time).
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use breakerbox_redis::{Connect, Fleet, FleetConfig};
+    ///
+    /// let fleet = Fleet::builder(FleetConfig::new("checkout"))
+    ///     .start_with(Connect::sentinel("mymaster", ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]))?;
+    /// # let _ = fleet;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start), and [`FleetError::Config`] (field `redis`) for a URL that
+    /// does not parse, an empty list of nodes, or Sentinel or a Cluster without the crate
+    /// feature that carries it (the message names the feature to enable).
+    pub fn start_with(self, connect: Connect) -> Result<Fleet, FleetError> {
+        let target = Target::new(&connect, self.config.operation_timeout).map_err(FleetError::Config)?;
+        self.spawn(target)
+    }
+
+    /// Starts the fleet on the Redis its configuration names
+    /// ([`FleetConfig::redis`]), as [`start_with`](Self::start_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`start_with`](Self::start_with), and [`FleetError::Config`] (field `redis`)
+    /// when the configuration names none.
+    pub fn connect(self) -> Result<Fleet, FleetError> {
+        let Some(connect) = self.config.redis.clone() else {
+            return Err(FleetError::Config(ConfigError::new(
+                "redis",
+                None::<Connect>,
+                "where Redis is: `redis = { url = \"redis://host:6379\" }`, `{ sentinel = { master, nodes } }` \
+                 or `{ cluster = { nodes } }` in the configuration (`FleetConfig::redis`), or a client passed to \
+                 `FleetBuilder::start`",
+            )));
+        };
+        self.start_with(connect)
+    }
+
+    fn spawn(self, target: Target) -> Result<Fleet, FleetError> {
         self.config.validate().map_err(FleetError::Config)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         let replica = self.config.replica_id.clone().unwrap_or_else(default_replica_id);
@@ -241,7 +296,7 @@ impl FleetBuilder {
             status: Mutex::new(Status::default()),
             listeners: self.listeners,
         });
-        let (worker, pubsub) = Worker::new(Arc::clone(&shared), client, local_rx, cmd_rx);
+        let (worker, pubsub) = Worker::new(Arc::clone(&shared), &target, local_rx, cmd_rx);
         let tasks = vec![runtime.spawn(worker.run()), runtime.spawn(pubsub)];
         Ok(Fleet { shared, _tasks: Arc::new(Tasks(tasks)) })
     }

@@ -30,6 +30,40 @@
 //!   [`WhenUnreachable`]: what a replica does while Redis cannot be reached.
 //! - [`FleetEvent`], [`FleetStatus`], [`FleetView`]: what the fleet did, how it is, what
 //!   it decided.
+//! - [`Connect`]: where Redis is, for [`FleetBuilder::start_with`] and
+//!   [`FleetBuilder::connect`] ([`FleetConfig::redis`]): one node, a master through Redis
+//!   Sentinel (feature `sentinel`), or a Redis Cluster (feature `cluster`).
+//!   [`FleetBuilder::start`] takes a `redis::Client` for one node.
+//!
+//! # Connecting
+//!
+//! ```no_run
+//! use breakerbox_redis::{Connect, Fleet, FleetConfig};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fleet = Fleet::builder(FleetConfig::new("checkout"))
+//!     .start_with(Connect::sentinel("mymaster", ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]))?;
+//! # let _ = fleet;
+//! # Ok(()) }
+//! ```
+//!
+//! - **One node** ([`start`](FleetBuilder::start) with a client, or [`Connect::Url`]):
+//!   the fleet follows a failover only where the address moves to the new master (a
+//!   virtual IP, DNS, a proxy).
+//! - **Sentinel** ([`Connect::Sentinel`], feature `sentinel`): the sentinels are asked
+//!   for the master at every connection (the first, every reconnection after the fleet
+//!   degraded, every pub/sub reconnection), since a connection is tied to one address;
+//!   and at every `refresh_interval` a sentinel is asked whether the master moved (after
+//!   `SENTINEL FAILOVER` or a partition, Sentinel demotes an old master that still runs
+//!   only seconds later, and it takes writes meanwhile): if so, both connections move.
+//! - **Cluster** ([`Connect::Cluster`], feature `cluster`): the scripts run on the redis
+//!   crate's async cluster connection, which routes each one by its keys' slot (one hash
+//!   tag per breaker: one slot) and follows `MOVED` and `ASK` (a few retries within
+//!   `operation_timeout`). Pushes come from a plain subscription to one seed node (the
+//!   next after a failure): a cluster forwards classic `PUBLISH` to every node. While a
+//!   breaker's slot is half-migrated, a script whose keys are not all on one side gets
+//!   `TRYAGAIN`, and past the retries the fleet degrades until the slot has moved.
 //!
 //! # How it works
 //!
@@ -179,7 +213,9 @@
 //!   replica that saw the newer epoch says so; the replica treats it as a data loss
 //!   (`DataLost`): it restores an open state it still holds, and follows Redis's epoch
 //!   from then on. What the lost writes carried and no replica holds (counts, a vote
-//!   already applied, a lease) is lost. A failover that loses the keys entirely is
+//!   already applied, a lease) is lost. So are writes a fleet on Sentinel sends to an old
+//!   master that still runs, between Sentinel's switch and the fleet's next check (one
+//!   `refresh_interval`). A failover that loses the keys entirely is
 //!   detected as a data loss (a new incarnation) and restored the same way.
 //! - **A family's breakers** ([`Fleet::watch_box`]) exist only for keys a replica has
 //!   used: the fleet's state for a key is applied when the replica first uses it (within a
@@ -193,7 +229,9 @@
 //! |---|---|---|
 //! | `tracing` | no | `tracing` events, target `breakerbox_redis`: `warn` when Redis becomes unreachable, when Redis lost a breaker's state, when the fleet opens a breaker; `info` when it rejoins, closes a breaker, grants this replica the probe lease; `debug` for stale updates. Also turns on `breakerbox/tracing`. |
 //! | `metrics` | no | the metrics below, through the `metrics` facade. Also turns on `breakerbox/metrics`. |
-//! | `serde` | no | `Serialize`/`Deserialize` for [`FleetConfig`] (durations as `"250ms"`, unknown keys rejected). Also turns on `breakerbox/serde`. |
+//! | `serde` | no | `Serialize`/`Deserialize` for [`FleetConfig`] and [`Connect`] (durations as `"250ms"`, unknown keys rejected). Also turns on `breakerbox/serde`. |
+//! | `sentinel` | no | [`Connect::Sentinel`]: the master found through Redis Sentinel, followed across failovers. Turns on the redis crate's `sentinel`. |
+//! | `cluster` | no | [`Connect::Cluster`]: a Redis Cluster. Turns on the redis crate's `cluster-async`. |
 //!
 //! # Metrics (feature `metrics`)
 //!
@@ -219,6 +257,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+mod connect;
 mod error;
 mod event;
 mod fleet;
@@ -236,6 +275,7 @@ extern crate self as breakerbox_redis;
 mod test_support;
 
 pub use config::{FleetConfig, WhenUnreachable};
+pub use connect::Connect;
 pub use error::FleetError;
 pub use event::{FleetEvent, FleetStatus, FleetView};
 pub use fleet::{Fleet, FleetBuilder};

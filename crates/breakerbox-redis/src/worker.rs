@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use breakerbox::Breaker;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::MissedTickBehavior;
 
+use crate::connect::{Con, Connector, Target};
 use crate::member::{Act, Effects, Member, Reading, Settings};
 use crate::script::{Keys, Op, Scripts, Snapshot, channel};
 use crate::shared::{Command, LocalTransition, Members, Shared, random};
@@ -61,8 +61,10 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     settings: Settings,
     telemetry: Telemetry,
-    client: redis::Client,
-    con: Option<ConnectionManager>,
+    connector: Connector,
+    con: Option<Con>,
+    /// Tells the pub/sub task to subscribe again: Redis moved (a new master).
+    moved: Arc<Notify>,
     scripts: Scripts,
     channel: String,
     token: String,
@@ -85,23 +87,32 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        client: redis::Client,
+        target: &Target,
         local_rx: mpsc::UnboundedReceiver<LocalTransition>,
         cmd_rx: mpsc::UnboundedReceiver<Command>,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let c = &shared.config;
         let channel = channel(&c.key_prefix, &c.service);
         let (push_tx, push_rx) = mpsc::unbounded_channel();
-        let pubsub =
-            pubsub(client.clone(), channel.clone(), push_tx, c.sync_interval, c.refresh_interval, c.operation_timeout);
+        let moved = Arc::new(Notify::new());
+        let pubsub = pubsub(
+            target.connector(),
+            Arc::clone(&moved),
+            channel.clone(),
+            push_tx,
+            c.sync_interval,
+            c.refresh_interval,
+            c.operation_timeout,
+        );
         let now = Instant::now();
         let worker = Self {
             settings: Settings::new(c),
             telemetry: Telemetry::new(&c.service),
             backoff: c.sync_interval,
             shared,
-            client,
+            connector: target.connector(),
             con: None,
+            moved,
             scripts: Scripts::new(),
             channel,
             token: format!("{:016x}", random()),
@@ -198,6 +209,12 @@ impl Worker {
         let full = self.refresh_now || now >= self.last_refresh + self.shared.config.refresh_interval;
         if full {
             (self.last_refresh, self.refresh_now) = (now, false);
+            // A failover the old master has not noticed yet: follow the new master.
+            let timeout = self.shared.config.operation_timeout;
+            if self.con.is_some() && tokio::time::timeout(timeout, self.connector.moved()).await.unwrap_or(false) {
+                self.con = None;
+                self.moved.notify_one();
+            }
         }
         let ops: Vec<(String, Op)> = self
             .members
@@ -332,7 +349,14 @@ impl Worker {
         if ops.is_empty() {
             return Ok(());
         }
-        let con = self.connection()?;
+        let con = match self.connection().await {
+            Ok(con) => con,
+            Err(e) => {
+                self.shared.status().errors += 1;
+                self.degrade(&e, Instant::now());
+                return Err(e);
+            }
+        };
         let ops: Vec<(String, Op)> = ops.into_iter().filter(|(n, _)| self.members.contains_key(n)).collect();
         let started = Instant::now();
         let calls = ops.iter().map(|(name, op)| self.invoke(con.clone(), name, &self.members[name], *op));
@@ -373,7 +397,7 @@ impl Worker {
 
     fn invoke<'a>(
         &'a self,
-        mut con: ConnectionManager,
+        mut con: Con,
         name: &'a str,
         w: &'a Watched,
         op: Op,
@@ -433,16 +457,18 @@ impl Worker {
         }
     }
 
-    fn connection(&mut self) -> Result<ConnectionManager, FleetError> {
+    /// The scripts' connection, made again (a Sentinel asked again, a cluster's slots
+    /// read again) after a failure.
+    async fn connection(&mut self) -> Result<Con, FleetError> {
         if let Some(con) = &self.con {
             return Ok(con.clone());
         }
-        let c = &self.shared.config;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(c.operation_timeout))
-            .set_response_timeout(Some(c.operation_timeout))
-            .set_number_of_retries(0);
-        let con = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        let timeout = self.shared.config.operation_timeout;
+        let con = match tokio::time::timeout(timeout, self.connector.connect(timeout)).await {
+            Ok(Ok(con)) => con,
+            Ok(Err(e)) => return Err(FleetError::Store(e)),
+            Err(_) => return Err(FleetError::Timeout(timeout)),
+        };
         self.con = Some(con.clone());
         Ok(con)
     }
@@ -499,7 +525,13 @@ impl Worker {
     }
 
     async fn ping(&mut self) -> Result<(), FleetError> {
-        let mut con = self.connection()?;
+        let mut con = match self.connection().await {
+            Ok(con) => con,
+            Err(e) => {
+                self.con = None;
+                return Err(e);
+            }
+        };
         let result = self.timed(redis::cmd("PING").query_async::<String>(&mut con)).await.map(drop);
         match &result {
             Ok(()) => {
@@ -536,7 +568,8 @@ impl Worker {
 /// Keeps one pub/sub connection subscribed to the service's channel, and forwards the
 /// messages; reconnects with backoff.
 async fn pubsub(
-    client: redis::Client,
+    mut connector: Connector,
+    moved: Arc<Notify>,
     channel: String,
     tx: mpsc::UnboundedSender<Push>,
     min: Duration,
@@ -546,6 +579,8 @@ async fn pubsub(
     let mut backoff = min;
     loop {
         let subscribe = async {
+            // A node, the master Sentinel names now, or the next node of a cluster.
+            let client = connector.pubsub_client().await?;
             let mut ps = client.get_async_pubsub().await?;
             ps.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(ps)
@@ -556,7 +591,13 @@ async fn pubsub(
                 return;
             }
             let mut messages = ps.into_on_message();
-            while let Some(msg) = messages.next().await {
+            loop {
+                let msg = tokio::select! {
+                    msg = messages.next() => msg,
+                    // Redis moved: subscribe on the new master.
+                    () = moved.notified() => None,
+                };
+                let Some(msg) = msg else { break };
                 if let Ok(payload) = msg.get_payload::<String>()
                     && tx.send(Push::Message(payload)).is_err()
                 {
