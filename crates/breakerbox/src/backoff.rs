@@ -281,6 +281,36 @@ mod tests {
     }
 
     #[test]
+    fn a_backoff_reads_back_its_settings() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(3)).with_jitter(0.25);
+        assert_eq!((b.base(), b.max(), b.jitter()), (Duration::from_millis(100), Duration::from_secs(3), 0.25));
+        assert_eq!(b.without_jitter().jitter(), 0.0);
+    }
+
+    #[test]
+    fn an_open_wait_debugs_as_its_settings() {
+        let shown = |w: OpenWait| format!("{w:?}");
+        assert_eq!(
+            shown(OpenWait::fixed(Duration::from_secs(3)).with_jitter(0.2)),
+            "OpenWait { fixed: 3s, jitter: 0.2 }"
+        );
+        assert_eq!(
+            shown(OpenWait::exponential(Duration::from_secs(1), Duration::from_secs(8))),
+            "OpenWait { base: 1s, max: 8s, jitter: 0.0 }"
+        );
+        assert!(shown(OpenWait::from_fn(|_| Duration::ZERO)).contains("custom"));
+    }
+
+    #[test]
+    fn no_jitter_keeps_a_wait_to_the_nanosecond() {
+        // 10^7 s and 1 ns: as f64 seconds the nanosecond is lost, so a jitter of 0 must
+        // not take the floating-point path at all.
+        let odd = Duration::new(10_000_000, 1);
+        assert_eq!(Backoff::new(odd, Duration::MAX).delay(1, u64::MAX), odd);
+        assert_eq!(OpenWait::fixed(odd).wait(1, u64::MAX), odd);
+    }
+
+    #[test]
     fn backoff_never_panics_on_a_bad_jitter() {
         let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
         for jitter in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, 1.5, 1e300] {
