@@ -154,6 +154,15 @@ pub(crate) enum Window {
 
 /// The largest count window.
 const MAX_WINDOW_CALLS: u32 = 1 << 20;
+
+/// The settings of a rate rule that an error can name.
+#[derive(Clone, Copy, Debug)]
+enum Setting {
+    Threshold,
+    Window,
+    Buckets,
+    MinCalls,
+}
 /// The most buckets a time window may have.
 const MAX_BUCKETS: u32 = 1_000;
 
@@ -198,31 +207,28 @@ impl RatePolicy {
         self
     }
 
-    fn prefix(&self) -> &'static str {
-        match self.kind {
-            RateKind::Failure => "policy.failure_rate",
-            RateKind::Slow(_) => "policy.slow_calls",
-        }
-    }
-
-    fn field(&self, suffix: &str) -> &'static str {
-        // A closed set of names, so that ConfigError can hold `&'static str`.
-        match (self.kind, suffix) {
-            (RateKind::Failure, "threshold") => "policy.failure_rate.threshold",
-            (RateKind::Failure, "window") => "policy.failure_rate.window",
-            (RateKind::Failure, "buckets") => "policy.failure_rate.buckets",
-            (RateKind::Failure, "min_calls") => "policy.failure_rate.min_calls",
-            (RateKind::Slow(_), "threshold") => "policy.slow_calls.threshold",
-            (RateKind::Slow(_), "window") => "policy.slow_calls.window",
-            (RateKind::Slow(_), "buckets") => "policy.slow_calls.buckets",
-            (RateKind::Slow(_), "min_calls") => "policy.slow_calls.min_calls",
-            _ => self.prefix(),
+    /// The config key of one of its settings, for [`ConfigError`], which holds
+    /// `&'static str`: an exhaustive match over a closed set, so no key can be missing.
+    fn field(&self, setting: Setting) -> &'static str {
+        match (self.kind, setting) {
+            (RateKind::Failure, Setting::Threshold) => "policy.failure_rate.threshold",
+            (RateKind::Failure, Setting::Window) => "policy.failure_rate.window",
+            (RateKind::Failure, Setting::Buckets) => "policy.failure_rate.buckets",
+            (RateKind::Failure, Setting::MinCalls) => "policy.failure_rate.min_calls",
+            (RateKind::Slow(_), Setting::Threshold) => "policy.slow_calls.threshold",
+            (RateKind::Slow(_), Setting::Window) => "policy.slow_calls.window",
+            (RateKind::Slow(_), Setting::Buckets) => "policy.slow_calls.buckets",
+            (RateKind::Slow(_), Setting::MinCalls) => "policy.slow_calls.min_calls",
         }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(ConfigError::new(self.field("threshold"), self.threshold, "a rate from 0.0 to 1.0 (not NaN)"));
+            return Err(ConfigError::new(
+                self.field(Setting::Threshold),
+                self.threshold,
+                "a rate from 0.0 to 1.0 (not NaN)",
+            ));
         }
         if let RateKind::Slow(d) = self.kind
             && d.is_zero()
@@ -231,19 +237,19 @@ impl RatePolicy {
         }
         match self.window {
             Window::Calls(n) if n == 0 || n > MAX_WINDOW_CALLS => {
-                return Err(ConfigError::new(self.field("window"), n, "from 1 to 1048576 calls"));
+                return Err(ConfigError::new(self.field(Setting::Window), n, "from 1 to 1048576 calls"));
             }
             Window::Calls(_) => {}
             Window::Time { span, buckets } => {
                 if span.is_zero() {
-                    return Err(ConfigError::new(self.field("window"), span, "a duration greater than zero"));
+                    return Err(ConfigError::new(self.field(Setting::Window), span, "a duration greater than zero"));
                 }
                 if buckets == 0 || buckets > MAX_BUCKETS {
-                    return Err(ConfigError::new(self.field("buckets"), buckets, "from 1 to 1000"));
+                    return Err(ConfigError::new(self.field(Setting::Buckets), buckets, "from 1 to 1000"));
                 }
                 if span / buckets < Duration::from_micros(1) {
                     return Err(ConfigError::new(
-                        self.field("buckets"),
+                        self.field(Setting::Buckets),
                         buckets,
                         format!("few enough that each bucket of {span:?} is at least 1µs"),
                     ));
@@ -251,11 +257,11 @@ impl RatePolicy {
             }
         }
         match (self.min_calls, self.window) {
-            (Some(0), _) => return Err(ConfigError::new(self.field("min_calls"), 0, "at least 1")),
+            (Some(0), _) => return Err(ConfigError::new(self.field(Setting::MinCalls), 0, "at least 1")),
             // A count window holds at most its size: more could never be reached.
             (Some(n), Window::Calls(size)) if n > size => {
                 return Err(ConfigError::new(
-                    self.field("min_calls"),
+                    self.field(Setting::MinCalls),
                     n,
                     format!("from 1 to the window's {size} calls (a count window never holds more)"),
                 ));

@@ -95,4 +95,34 @@ mod tests {
         assert_eq!(s.current(1), 1);
         assert!(s.failure(1, || true));
     }
+
+    #[test]
+    fn a_late_success_leaves_a_newer_streak_alone() {
+        let s = Streak::new(3);
+        assert!(!s.failure(1, || true));
+        assert!(!s.failure(1, || true));
+        // A success of generation 0, completing after the transition to 1.
+        s.success(0);
+        assert_eq!(s.current(1), 2);
+        assert!(s.failure(1, || true), "the third failure of generation 1 trips");
+    }
+
+    #[test]
+    fn a_success_keeps_its_generations_tag() {
+        // After a success in generation 5, a late failure of generation 0 must still be
+        // told apart from generation 5's own (the cleared word keeps generation 5's tag).
+        let s = Streak::new(2);
+        assert!(!s.failure(5, || true));
+        s.success(5);
+        assert!(!s.failure(0, || false));
+        assert!(!s.failure(0, || false), "late failures of generation 0 never trip");
+    }
+
+    #[test]
+    fn generations_past_2_pow_32_count_too() {
+        let g = (1u64 << 32) | 7;
+        let s = Streak::new(2);
+        assert!(!s.failure(g, || true));
+        assert!(s.failure(g, || true));
+    }
 }
