@@ -1469,6 +1469,19 @@ mod tests {
         assert_eq!(m.view(clock.at(300)), FleetView { state: State::Closed, epoch: 2, held: false, probing: false });
     }
 
+    /// The report that restores an open state with `left` of its wait.
+    fn restore_op(left: Duration) -> Op {
+        Op::Report {
+            calls: 0,
+            failures: 0,
+            vote: 0,
+            wait: Duration::ZERO,
+            restore: left,
+            ramp_done: false,
+            shadow: false,
+        }
+    }
+
     #[test]
     fn a_data_loss_restores_the_open_state_still_held() {
         let clock = Clock::new();
@@ -1478,15 +1491,7 @@ mod tests {
         let empty = incarnation(snap(Code::Closed, 0, 0), "inc-b");
         let fx = run(&mut m, clock, 400, |m, now| m.on_reply(&Op::State, &empty, now, open(0, 0)));
         assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
-        let restore = Op::Report {
-            calls: 0,
-            failures: 0,
-            vote: 0,
-            wait: Duration::ZERO,
-            restore: ms(1_100),
-            ramp_done: false,
-            shadow: false,
-        };
+        let restore = restore_op(ms(1_100));
         assert_eq!(fx.ops, vec![restore], "what is left of the fleet's wait");
         assert!(fx.acts.is_empty(), "still held meanwhile");
         assert_eq!(m.seen(), ("inc-b", 0));
@@ -1509,15 +1514,7 @@ mod tests {
         let rolled = Snapshot { rolled_back: true, ..snap(Code::Closed, 2, 0) };
         let fx = run(&mut m, clock, 400, |m, now| m.on_reply(&Op::State, &rolled, now, open(0, 0)));
         assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
-        let restore = Op::Report {
-            calls: 0,
-            failures: 0,
-            vote: 0,
-            wait: Duration::ZERO,
-            restore: ms(1_100),
-            ramp_done: false,
-            shadow: false,
-        };
+        let restore = restore_op(ms(1_100));
         assert_eq!(fx.ops, vec![restore], "what is left of the fleet's wait");
         assert_eq!(m.seen(), (INC, 2), "follows Redis's epoch from now on");
         let fx = run(&mut m, clock, 401, |m, now| m.on_reply(&restore, &snap(Code::Open, 3, 1_100), now, open(0, 0)));
