@@ -70,6 +70,12 @@ fn the_jitter_of_many_breakers_built_together_is_many_waits() {
     for _ in 0..64 {
         template.build().unwrap().try_acquire().unwrap().failure();
     }
+    // And on a clock whose reading has its low 32 bits set, which the engine mixes in
+    // too: or-ed in, it would leave only the address to tell breakers apart.
+    clock.set(Duration::from_nanos(u64::from(u32::MAX)));
+    for _ in 0..64 {
+        template.build().unwrap().try_acquire().unwrap().failure();
+    }
     let waits = waits.lock().unwrap().clone();
     let distinct = |w: &[Duration]| {
         let mut w = w.to_vec();
@@ -80,7 +86,8 @@ fn the_jitter_of_many_breakers_built_together_is_many_waits() {
     // Seeds that collide (a sequence number or-ed or and-ed into an address) would
     // give a few waits; a well-mixed seed gives one each.
     assert!(distinct(&waits[..64]) >= 60, "64 breakers together, {} distinct waits", distinct(&waits[..64]));
-    assert!(distinct(&waits[64..]) >= 60, "64 breakers in turn, {} distinct waits", distinct(&waits[64..]));
+    assert!(distinct(&waits[64..128]) >= 60, "64 breakers in turn, {} distinct waits", distinct(&waits[64..128]));
+    assert!(distinct(&waits[128..]) >= 60, "64 more at a later time, {} distinct waits", distinct(&waits[128..]));
 }
 
 #[test]
