@@ -22,9 +22,64 @@
 use std::time::Duration;
 
 use breakerbox::{OpenWait, OwnedPermit, Policy};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// The Python package's `CircuitOpenError` and its `__new__`, set once at its import:
+/// what `Breaker.call` and `Breaker.acquire` raise for a rejected call.
+static OPEN_ERROR: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+
+/// `inspect.isawaitable`, for a result whose type is not one of the common plain ones.
+static ISAWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Sets the exception class a rejection raises (`breakerbox.CircuitOpenError`).
+#[pyfunction]
+fn _set_open_error(py: Python<'_>, cls: Bound<'_, PyAny>) -> PyResult<()> {
+    let new = cls.getattr("__new__")?.unbind();
+    // A second import (importlib.reload) keeps the first class.
+    let _ = OPEN_ERROR.set(py, (cls.unbind(), new));
+    Ok(())
+}
+
+/// The `CircuitOpenError` for a rejected call. Built with `__new__(cls)` and one
+/// attribute, `_rejected` (this module's `Rejected`), not the class's Python `__init__`:
+/// its message and its `name`, `state`, `reason`, `retry_after` are made from
+/// `_rejected` when first read (`CircuitOpenError.__getattr__`, `__str__`, `args`).
+/// A rejection is the hot path while a service is down.
+fn rejection(py: Python<'_>, rejected: breakerbox::Rejected) -> PyErr {
+    let Some((cls, new)) = OPEN_ERROR.get(py) else {
+        return PyRuntimeError::new_err(format!("{rejected} (breakerbox._core used without breakerbox)"));
+    };
+    let build = move || -> PyResult<Bound<'_, PyAny>> {
+        let exc = new.bind(py).call1((cls.bind(py),))?;
+        exc.setattr(pyo3::intern!(py, "_rejected"), Py::new(py, Rejected { inner: rejected })?)?;
+        Ok(exc)
+    };
+    match build() {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+/// Whether a result is awaitable; the common plain results skip `inspect.isawaitable`.
+fn is_awaitable(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if value.is_none()
+        || value.is_exact_instance_of::<PyString>()
+        || value.is_exact_instance_of::<PyInt>()
+        || value.is_exact_instance_of::<PyBool>()
+        || value.is_exact_instance_of::<PyDict>()
+        || value.is_exact_instance_of::<PyList>()
+        || value.is_exact_instance_of::<PyTuple>()
+        || value.is_exact_instance_of::<PyFloat>()
+        || value.is_exact_instance_of::<PyBytes>()
+    {
+        return Ok(false);
+    }
+    let check = ISAWAITABLE.get_or_try_init(py, || py.import("inspect")?.getattr("isawaitable").map(Bound::unbind))?;
+    check.bind(py).call1((value,))?.is_truthy()
+}
 
 /// A seconds argument as a [`Duration`]: finite and greater than zero.
 fn seconds(arg: &str, value: f64) -> PyResult<Duration> {
@@ -56,7 +111,7 @@ fn count(arg: &str, value: &Bound<'_, PyAny>, max: u32) -> PyResult<u32> {
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::{Breaker, Permit, Rejected};
+    use super::{_set_open_error, Breaker, Permit, Rejected};
 }
 
 /// A circuit breaker: opens after `failure_threshold` consecutive failures, stays open
@@ -108,6 +163,63 @@ impl Breaker {
             Ok(permit) => Py::new(py, Permit { inner: Some(permit) })?.into_any(),
             Err(rejected) => Py::new(py, Rejected { inner: rejected })?.into_any(),
         })
+    }
+
+    /// As `try_acquire`, but a rejection raises the package's `CircuitOpenError`: a
+    /// `Permit` or an exception.
+    fn acquire(&self, py: Python<'_>) -> PyResult<Py<Permit>> {
+        match self.inner.try_acquire_owned() {
+            Ok(permit) => Py::new(py, Permit { inner: Some(permit) }),
+            Err(rejected) => Err(rejection(py, rejected)),
+        }
+    }
+
+    /// Calls `fn(*args, **kwargs)` through the breaker and returns its result: raises
+    /// the package's `CircuitOpenError` without calling `fn` when rejected. An
+    /// `Exception` from `fn` is a failure, any other `BaseException` (`KeyboardInterrupt`)
+    /// a cancellation; either propagates unchanged. A result that is awaitable is a
+    /// `TypeError` (the permit is released, a coroutine closed): use `call_async`.
+    #[pyo3(signature = (f, /, *args, **kwargs))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        f: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let permit = match self.inner.try_acquire() {
+            Ok(permit) => permit,
+            Err(rejected) => return Err(rejection(py, rejected)),
+        };
+        match f.call(args, kwargs) {
+            Ok(result) => {
+                if is_awaitable(py, &result)? {
+                    permit.release();
+                    if result.hasattr("close")?
+                        && py.import("inspect")?.getattr("iscoroutine")?.call1((&result,))?.is_truthy()?
+                    {
+                        result.call_method0("close")?;
+                    }
+                    let name = f
+                        .getattr("__qualname__")
+                        .map_or_else(|_| f.repr().map(|r| r.to_string()).unwrap_or_default(), |n| n.to_string());
+                    return Err(PyTypeError::new_err(format!(
+                        "{name:?} returned an awaitable: use call_async (or decorate the async def) for a coroutine function"
+                    )));
+                }
+                permit.success();
+                Ok(result)
+            }
+            Err(err) => {
+                if err.is_instance_of::<PyException>(py) {
+                    permit.failure();
+                } else {
+                    // The caller gave up: a failure only if in flight a second or more.
+                    drop(permit);
+                }
+                Err(err)
+            }
+        }
     }
 
     /// The state: 'closed', 'open', 'half_open', 'forced_open', 'disabled' or

@@ -92,8 +92,6 @@ def test_decorator_rejects_what_it_cannot_wrap():
     async def coro():
         return 1
 
-    with pytest.raises(TypeError, match="coroutine function"):
-        b(coro)
     with pytest.raises(TypeError, match="returned an awaitable"):
         b.call(coro)
     assert b.metrics()["successes"] == 0 and b.metrics()["failures"] == 0

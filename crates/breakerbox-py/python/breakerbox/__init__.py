@@ -23,12 +23,13 @@ while your code (the request, ``_status_code``, ``_empty_response``) runs.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import functools
 import inspect
 import math
 import threading
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar
 
 from . import _core
 
@@ -85,17 +86,73 @@ class CircuitOpenError(CircuitBreakerError):
         self.reason = reason
         self.retry_after = retry_after
 
+    # A rejection raised by the Rust core (Breaker.call, call_async, `with`) is built
+    # with __new__(cls) and one attribute, `_rejected` (the core's Rejected): its
+    # message (str, args) and the four attributes above are made from it on first use,
+    # which keeps a rejection, the hot path while a service is down, cheap.
+    _LAZY = frozenset(("name", "state", "reason", "retry_after"))
+
+    def __getattr__(self, attr: str) -> Any:
+        # Only called when normal lookup fails: for a rejection from the core.
+        if attr in CircuitOpenError._LAZY:
+            rejected = self.__dict__.get("_rejected")
+            if rejected is not None:
+                value = getattr(rejected, attr)
+                self.__dict__[attr] = value
+                return value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
+    @property  # type: ignore[override]
+    def args(self) -> tuple:
+        args = _exception_args.__get__(self)
+        if not args:
+            rejected = self.__dict__.get("_rejected")
+            if rejected is not None:
+                args = (_rejection_message(rejected),)
+                _exception_args.__set__(self, args)
+        return args
+
+    @args.setter
+    def args(self, value: Any) -> None:
+        _exception_args.__set__(self, value)
+
+    def __str__(self) -> str:
+        args = self.args
+        return str(args[0]) if len(args) == 1 else str(args)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self.args!r}" if len(self.args) != 1 else f"{type(self).__name__}({self.args[0]!r})"
+
+    def __reduce__(self) -> Any:
+        # Picklable as one built by __init__ (the core's Rejected is not picklable).
+        state = {k: v for k, v in self.__dict__.items() if k != "_rejected"}
+        state.update({k: getattr(self, k) for k in CircuitOpenError._LAZY})
+        return (_rebuild_open_error, (type(self), self.args), state)
+
     @classmethod
     def _from(cls, rejected: Any, what: str = "the call was not made") -> "CircuitOpenError":
-        if rejected.reason == "half_open_full":
-            what += " (a trial call is in flight and decides whether the circuit closes: retry shortly)"
         return cls(
-            f"{rejected}: {what}",
+            _rejection_message(rejected, what),
             name=rejected.name,
             state=rejected.state,
             reason=rejected.reason,
             retry_after=rejected.retry_after,
         )
+
+
+_exception_args = BaseException.__dict__["args"]
+
+
+def _rejection_message(rejected: Any, what: str = "the call was not made") -> str:
+    if rejected.reason == "half_open_full":
+        what += " (a trial call is in flight and decides whether the circuit closes: retry shortly)"
+    return f"{rejected}: {what}"
+
+
+def _rebuild_open_error(cls: type, args: tuple) -> CircuitOpenError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
 
 
 class InvalidMethod(CircuitBreakerError, ValueError):
@@ -178,10 +235,12 @@ class Breaker:
     A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
     ``SystemExit``) means the caller gave up, not that the service failed: it counts as a
     failure only if the call was in flight a second or more. Thread-safe: share one
-    breaker between threads. Coroutine functions are not supported yet.
+    breaker between threads. ``async def`` functions go through :meth:`call_async`
+    (the decorator picks it), and ``with breaker:`` / ``async with breaker:`` make a
+    block the call.
     """
 
-    __slots__ = ("_core", "__weakref__")
+    __slots__ = ("_core", "_permits", "__weakref__")
 
     def __init__(
         self,
@@ -196,45 +255,53 @@ class Breaker:
             _count("half_open_probes", half_open_probes, "trial calls at once while half-open", _MAX_PROBES),
             _name(name),
         )
+        self._permits: contextvars.ContextVar[tuple] = contextvars.ContextVar("breakerbox.permits", default=())
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Calls ``fn(*args, **kwargs)`` through the breaker and returns its result.
 
         Raises :class:`CircuitOpenError` without calling ``fn`` while the breaker is open;
-        otherwise whatever ``fn`` raises, unchanged (and counted as a failure).
+        otherwise whatever ``fn`` raises, unchanged (and counted as a failure). A
+        coroutine function is a ``TypeError``: use :meth:`call_async`.
         """
-        admission = self._core.try_acquire()
-        if isinstance(admission, _core.Rejected):
-            raise CircuitOpenError._from(admission)
+        # The whole call, fn included, is one call into the Rust core: no permit object.
+        return self._core.call(fn, *args, **kwargs)
+
+    async def call_async(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        """Awaits ``fn(*args, **kwargs)`` through the breaker and returns its result.
+
+        As :meth:`call`, for a coroutine function (or any callable returning an
+        awaitable). A cancelled task (``asyncio.CancelledError``) gave up: its permit is
+        released, and it counts as a failure only if it was in flight a second or more.
+        """
+        admission = self._core.acquire()  # or raises CircuitOpenError
         try:
-            result = fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except Exception:
             admission.failure()
             raise
         except BaseException:
             admission.cancel()
             raise
-        if inspect.isawaitable(result):
-            admission.release()
-            if inspect.iscoroutine(result):
-                result.close()
-            raise TypeError(
-                f"{getattr(fn, '__qualname__', fn)!r} returned an awaitable: coroutines are not supported "
-                "yet; call a plain function, or await the coroutine inside one"
-            )
         admission.success()
         return result
 
     def __call__(self, fn: _F) -> _F:
-        """Decorates ``fn``: every call goes through :meth:`call`."""
+        """Decorates ``fn``: every call goes through :meth:`call`, or :meth:`call_async`
+        for an ``async def``."""
         if not callable(fn):
             raise TypeError(f"@Breaker decorates a function, got {fn!r} of type {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                f"{fn.__qualname__} is a coroutine function: async support is not there yet; "
-                "decorate a plain function"
-            )
-        call = self.call
+            call_async = self.call_async
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await call_async(fn, *args, **kwargs)
+
+            async_wrapper.breaker = self  # type: ignore[attr-defined]
+            return async_wrapper  # type: ignore[return-value]
+
+        call = self._core.call
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -242,6 +309,48 @@ class Breaker:
 
         wrapper.breaker = self  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
+
+    # --- as a context manager: `with breaker:` / `async with breaker:` ---
+
+    def _enter(self) -> None:
+        admission = self._core.acquire()  # or raises CircuitOpenError
+        # A stack per context (thread, asyncio task): nested and concurrent blocks each
+        # report their own permit. A tuple, so that a task created inside a block (which
+        # copies the context) cannot pop its parent's permit.
+        self._permits.set(self._permits.get() + (admission,))
+
+    def _exit(self, exc: Optional[BaseException]) -> bool:
+        stack = self._permits.get()
+        if not stack:
+            return False
+        admission = stack[-1]
+        self._permits.set(stack[:-1])
+        if exc is None:
+            admission.success()
+        elif isinstance(exc, Exception):
+            admission.failure()
+        else:
+            admission.cancel()
+        return False
+
+    def __enter__(self) -> "Breaker":
+        """Admits the block, or raises :class:`CircuitOpenError`. The block is the call:
+        it succeeds if it ends normally, fails if it raises an ``Exception`` (which
+        propagates), and a ``KeyboardInterrupt`` counts as in :meth:`call`."""
+        self._enter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        return self._exit(exc)
+
+    async def __aenter__(self) -> "Breaker":
+        """As ``with breaker:``, in a coroutine; a cancelled task (``CancelledError``)
+        counts as a failure only if the block ran a second or more."""
+        self._enter()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        return self._exit(exc)
 
     @property
     def state(self) -> str:
@@ -298,6 +407,9 @@ class Breaker:
             f"Breaker(failure_threshold={self.failure_threshold}, open_wait={self.open_wait}, "
             f"half_open_probes={self.half_open_probes}, name={self.name!r})  # {self.state}"
         )
+
+
+_core._set_open_error(CircuitOpenError)
 
 
 # ===== the original design =====

@@ -1,7 +1,8 @@
 """Type stubs for breakerbox: a lock-free circuit breaker for Python, on the Rust core."""
 
 import datetime
-from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Type, TypeVar, Union
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _Seconds = Union[int, float, datetime.timedelta]
@@ -46,7 +47,22 @@ class Breaker:
         name: Optional[str] = None,
     ) -> None: ...
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+    async def call_async(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any: ...
     def __call__(self, fn: _F) -> _F: ...
+    def __enter__(self) -> "Breaker": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    async def __aenter__(self) -> "Breaker": ...
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
     @property
     def state(self) -> str: ...
     @property
