@@ -107,17 +107,24 @@ fn rfc3339(b: &[u8]) -> Result<i64, Num> {
     let (frac, zone) = fraction(rest)?;
     let offset = match zone {
         [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if h > 23 || m > 59 {
-                return Err(Num::Bad);
-            }
-            let off = (h * 3600 + m * 60) as i64;
-            if *sign == b'-' { -off } else { off }
-        }
+        [sign, h1, h2, b':', m1, m2] => zone_offset(*sign, [*h1, *h2], [*m1, *m2])?,
         _ => return Err(Num::Bad),
     };
     to_nanos(y as i64, mo, d, secs, frac, offset)
+}
+
+/// A zone offset `±HH:MM` or `±HHMM` in seconds, from its sign and digit pairs.
+fn zone_offset(sign: u8, hours: [u8; 2], minutes: [u8; 2]) -> Result<i64, Num> {
+    let (h, m) = (digits(&hours)?, digits(&minutes)?);
+    if h > 23 || m > 59 {
+        return Err(Num::Bad);
+    }
+    let off = i64::from(h * 3600 + m * 60);
+    match sign {
+        b'+' => Ok(off),
+        b'-' => Ok(-off),
+        _ => Err(Num::Bad),
+    }
 }
 
 /// An access log's `10/Oct/2000:13:55:36 -0700` (`.frac` after the seconds allowed).
@@ -140,14 +147,7 @@ fn clf(b: &[u8]) -> Result<i64, Num> {
     let (time_len, secs) = clock(&b[12..])?;
     let (frac, zone) = fraction(&b[12 + time_len..])?;
     let offset = match zone {
-        [b' ', sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
-            let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if h > 23 || m > 59 {
-                return Err(Num::Bad);
-            }
-            let off = (h * 3600 + m * 60) as i64;
-            if *sign == b'-' { -off } else { off }
-        }
+        [b' ', sign, h1, h2, m1, m2] => zone_offset(*sign, [*h1, *h2], [*m1, *m2])?,
         _ => return Err(Num::Bad),
     };
     to_nanos(y as i64, mo, d, secs, frac, offset)
