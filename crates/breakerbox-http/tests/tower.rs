@@ -345,6 +345,55 @@ async fn per_host_keys_like_http_breaker_and_lets_hostless_requests_through() {
     assert_eq!(hosts.len(), 2, "nothing was added for the relative request");
 }
 
+/// A service remembers its last host's breaker; once that breaker has left the family
+/// (removed here, or evicted), the service's next request is guarded and counted by the
+/// family's new breaker for the host, not the one it remembered.
+#[tokio::test]
+async fn per_host_a_service_follows_its_host_to_a_new_breaker() {
+    let server = Server::start();
+    server.answer(500);
+    let layer = per_host(2, &ManualClock::new());
+    let mut svc = layer.layer(client());
+    for _ in 0..2 {
+        send(&mut svc, &server.url("/")).await.unwrap();
+    }
+    assert_rejected(send(&mut svc, &server.url("/")).await, State::Open);
+    let old = layer.hosts().remove(server.origin().as_str()).expect("the host's breaker");
+    server.answer(200);
+    assert_eq!(send(&mut svc, &server.url("/")).await.unwrap().status(), 200, "the new breaker is closed");
+    let new = layer.hosts().get(server.origin().as_str());
+    assert!(!new.same_as(&old));
+    assert_eq!((new.metrics().successes, old.metrics().successes), (1, 0));
+    assert_eq!(server.hits(), 3);
+}
+
+/// Requests alternating between hosts, and to one host written in another case, each
+/// count on their own host's breaker whatever the service remembers.
+#[tokio::test]
+async fn per_host_alternating_hosts_count_on_their_own_breakers() {
+    let (a, b) = (Server::start(), Server::start());
+    b.answer(500);
+    let layer = per_host(1000, &ManualClock::new());
+    let mut svc = layer.layer(client());
+    let upper_a = a.url("/").replace("127.0.0.1", "LOCALHOST");
+    for i in 0..40 {
+        match i % 4 {
+            0 | 1 => assert_eq!(send(&mut svc, &a.url("/")).await.unwrap().status(), 200),
+            2 => assert_eq!(send(&mut svc, &b.url("/")).await.unwrap().status(), 500),
+            _ => assert_eq!(send(&mut svc, &upper_a).await.unwrap().status(), 200),
+        }
+    }
+    let count = |key: &str| {
+        let m = layer.hosts().get(key).metrics();
+        (m.successes, m.failures)
+    };
+    let localhost = a.origin().replace("127.0.0.1", "localhost");
+    assert_eq!(count(&a.origin()), (20, 0));
+    assert_eq!(count(&b.origin()), (0, 10));
+    assert_eq!(count(&localhost), (10, 0), "LOCALHOST is keyed in lower case");
+    assert_eq!(layer.hosts().len(), 3);
+}
+
 #[tokio::test]
 async fn per_host_with_a_custom_classifier() {
     let server = Server::start();

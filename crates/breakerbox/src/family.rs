@@ -123,6 +123,9 @@ struct Family<K> {
     /// Shadow mode for every member, present and future: read and written under the
     /// insertion lock, so a member built while it changes cannot miss the change.
     shadow: AtomicBool,
+    /// Members removed so far (by `remove`, evictions, `retain_recent`): see
+    /// [`BreakerBox::departures`].
+    departures: AtomicU64,
 }
 
 struct Member {
@@ -280,6 +283,7 @@ impl<K> BreakerBoxBuilder<K> {
                 stamps,
                 max: self.max,
                 idle: self.idle,
+                departures: AtomicU64::new(0),
             }),
         })
     }
@@ -431,8 +435,39 @@ where
         let guard = family.map.guard();
         let removed = family.map.remove(key, &guard)?;
         removed.breaker.leave_family();
+        family.departures.fetch_add(1, Ordering::Release);
         family.places.fetch_sub(1, Ordering::AcqRel);
         Some(removed.breaker.clone())
+    }
+
+    /// How many breakers have left the family since it was built: removed by
+    /// [`remove`](Self::remove), evicted at the bound, or by
+    /// [`retain_recent`](Self::retain_recent).
+    ///
+    /// While it has not changed, a handle from [`get`](Self::get) is still the family's
+    /// breaker for its key (a key's breaker is replaced only after it has left): an
+    /// adapter that remembers the last key it looked up with its handle (a per-host
+    /// service whose requests mostly go to one host) checks this one load, shared and
+    /// rarely written, instead of hashing and probing the key again. A change means
+    /// only that some breaker left: look the key up again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use breakerbox::{Breaker, BreakerBox};
+    ///
+    /// let hosts: BreakerBox<String> = BreakerBox::new(Breaker::builder())?;
+    /// let (a, seen) = (hosts.get("a.example:443"), hosts.departures());
+    /// hosts.get("b.example:443");
+    /// assert_eq!(hosts.departures(), seen); // `a` is still the breaker of its key
+    /// hosts.remove("a.example:443");
+    /// assert_ne!(hosts.departures(), seen); // look it up again: a new breaker
+    /// assert!(!hosts.get("a.example:443").same_as(&a));
+    /// # Ok::<(), breakerbox::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn departures(&self) -> u64 {
+        self.inner.departures.load(Ordering::Acquire)
     }
 
     /// Calls `f` with every key and its breaker, in no particular order, cloning
@@ -595,6 +630,7 @@ where
         match self.map.remove_if(key, |_, m| m.id == id && evictable(&m.breaker), guard) {
             Ok(Some((_, member))) => {
                 member.breaker.leave_family();
+                self.departures.fetch_add(1, Ordering::Release);
                 true
             }
             Ok(None) | Err(_) => false,

@@ -223,3 +223,41 @@ fn call_with_breaker_and_owned_permits_reach_the_keys_breaker() {
     seen.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(seen, vec![("a".into(), State::Closed), ("b".into(), State::Open)]);
 }
+
+/// `departures` counts every breaker that left (removed, evicted at the bound, evicted
+/// idle) and nothing else: lookups, first uses, a family growing past its bound and a
+/// removal of a missing key leave it as it was.
+#[test]
+fn departures_count_every_breaker_that_left_and_nothing_else() {
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> =
+        BreakerBox::builder(template(&clock)).max_breakers(2).idle_timeout(Duration::from_secs(60)).build().unwrap();
+    assert_eq!(family.departures(), 0);
+    let a = family.get("a");
+    family.get("b");
+    family.get("a");
+    a.try_acquire().unwrap().success();
+    assert!(family.remove("nothing").is_none());
+    assert_eq!(family.departures(), 0, "no breaker left");
+
+    clock.advance(Duration::from_secs(1));
+    family.get("a");
+    family.get("c"); // full: evicts b, the least recently used
+    assert!(family.get_existing("b").is_none());
+    assert_eq!(family.departures(), 1);
+
+    family.get("a").try_acquire().unwrap().failure();
+    family.get("c").try_acquire().unwrap().failure();
+    family.get("d"); // both open: nothing to evict, the family grows
+    assert_eq!((family.len(), family.departures()), (3, 1));
+
+    assert!(family.remove("a").is_some());
+    assert_eq!(family.departures(), 2);
+    assert!(!family.get("a").same_as(&a), "a new breaker, after a departure");
+    assert_eq!(family.departures(), 3, "at the bound, the new `a` evicted the closed `d`");
+
+    clock.advance(Duration::from_secs(61));
+    let evicted = family.retain_recent();
+    assert_eq!(evicted, 2, "the new `a`, and `c`, whose 10 s wait has passed");
+    assert_eq!(family.departures(), 5);
+}

@@ -1,5 +1,7 @@
 //! `PerHostLayer`: one breaker per host around a tower HTTP client.
 
+mod last_host;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +17,7 @@ use super::{BoxError, StatusClassifier};
 use crate::breakers::{BreakerRef, Breakers};
 use crate::host::Host;
 use crate::timeout::{DEFAULT_TIMEOUT, Deadline, Timed};
+use last_host::LastHost;
 
 /// Wraps services in a [`PerHostService`]: one breaker per scheme, host and port of the
 /// request URI, from a [`BreakerBox<String>`]. See the [module docs](super).
@@ -103,7 +106,13 @@ impl<S, C: Clone> Layer<S> for PerHostLayer<C> {
     type Service = PerHostService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PerHostService { inner, hosts: self.hosts.clone(), classifier: self.classifier.clone(), timeout: self.timeout }
+        PerHostService {
+            inner,
+            hosts: self.hosts.clone(),
+            classifier: self.classifier.clone(),
+            timeout: self.timeout,
+            last: LastHost::default(),
+        }
     }
 }
 
@@ -127,6 +136,8 @@ pub struct PerHostService<S, C = StatusClassifier> {
     hosts: Breakers<Infallible>,
     classifier: C,
     timeout: Option<Duration>,
+    /// The last host called, with its breaker (`last_host.rs`).
+    last: LastHost,
 }
 
 impl<S> PerHostService<S> {
@@ -164,6 +175,29 @@ impl<S, C> PerHostService<S, C> {
     }
 }
 
+impl<S, C> PerHostService<S, C> {
+    /// A permit from the breaker of `uri`'s host: the one remembered if `uri` goes to
+    /// the last host, else the family's (remembered for next time when
+    /// [`LastHost::wants`] it); `None` when `uri` names no host.
+    #[inline]
+    fn admit(&mut self, uri: &http::Uri) -> Option<Result<breakerbox::OwnedPermit, breakerbox::Rejected>> {
+        let family = self.hosts.family();
+        if let Some(breaker) = self.last.breaker(uri, family) {
+            return Some(breaker.try_acquire_owned());
+        }
+        let host = Host::of_uri(uri).ok();
+        if host.is_some() && self.last.wants() {
+            // Read before the lookup: a departure after it is seen at the next request.
+            let departures = family.departures();
+            let breaker = self.hosts.guard(host).map(BreakerRef::into_owned)?;
+            let permit = breaker.try_acquire_owned();
+            self.last.remember(uri, breaker, departures);
+            return Some(permit);
+        }
+        self.hosts.try_acquire_owned(host)
+    }
+}
+
 impl<S, C, B> Service<http::Request<B>> for PerHostService<S, C>
 where
     S: Service<http::Request<B>>,
@@ -185,7 +219,7 @@ where
         use breakerbox::tower::ResponseFuture;
         let classifier = Timed(self.classifier.clone());
         let timer: Timer = tokio::time::sleep;
-        let admission = self.hosts.try_acquire_owned(Host::of_uri(request.uri()).ok());
+        let admission = self.admit(request.uri());
         let inner = match admission {
             None => ResponseFuture::unguarded(Deadline::new(self.inner.call(request), None, timer), classifier),
             Some(Ok(permit)) => {
