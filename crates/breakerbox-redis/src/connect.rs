@@ -211,7 +211,11 @@ impl Target {
             #[cfg(feature = "cluster")]
             Connect::Cluster { nodes } => {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-                    .connection_timeout(operation_timeout)
+                    // A (re)connection opens one connection per seed and waits for them
+                    // all, within one `operation_timeout`: a seed that does not answer (a
+                    // frozen or partitioned node, a master the cluster has failed over) is
+                    // given up on halfway, so the others get the connection made in time.
+                    .connection_timeout(operation_timeout / 2)
                     .response_timeout(operation_timeout)
                     // Redirections (MOVED, ASK) and TRYAGAIN are retried within the
                     // operation's timeout; past it the fleet degrades and reconnects.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ConfigError, Reason};
+use breakerbox::{Breaker, BreakerBox, BreakerBuilder, ConfigError, Reason, Transition};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -79,8 +79,17 @@ impl Fleet {
     ///
     /// Transitions the fleet itself caused ([`Reason::External`]) are not sent back.
     pub fn attach(&self, builder: BreakerBuilder) -> BreakerBuilder {
+        builder.on_state_change(self.listener())
+    }
+
+    /// The state-change listener that [`attach`](Self::attach) adds: for a breaker whose
+    /// listeners are forwarded from somewhere else (a binding that adds one forwarding
+    /// listener to every breaker it builds, and plugs a fleet's into it later). Call it
+    /// from the breaker's `on_state_change`, with that breaker's transitions only; it
+    /// never blocks (a channel send), and does nothing once the fleet has stopped.
+    pub fn listener(&self) -> impl Fn(&Transition<'_>) + Send + Sync + 'static {
         let tx = self.shared.local_tx.clone();
-        builder.on_state_change(move |t| {
+        move |t| {
             if t.reason != Reason::External {
                 let _ = tx.send(LocalTransition {
                     breaker: t.breaker.to_owned(),
@@ -90,7 +99,7 @@ impl Fleet {
                     at: std::time::Instant::now(),
                 });
             }
-        })
+        }
     }
 
     /// Syncs `breaker` with the fleet, under its name. Build it from a builder passed

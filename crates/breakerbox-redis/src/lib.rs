@@ -61,7 +61,8 @@
 //!   crate's async cluster connection, which routes each one by its keys' slot (one hash
 //!   tag per breaker: one slot) and follows `MOVED` and `ASK` (a few retries within
 //!   `operation_timeout`). Pushes come from a plain subscription to one seed node (the
-//!   next after a failure): a cluster forwards classic `PUBLISH` to every node. While a
+//!   next after a failure, or after a `PING` unanswered: a frozen or partitioned node
+//!   closes nothing): a cluster forwards classic `PUBLISH` to every node. While a
 //!   breaker's slot is half-migrated, a script whose keys are not all on one side gets
 //!   `TRYAGAIN`, and past the retries the fleet degrades until the slot has moved.
 //!

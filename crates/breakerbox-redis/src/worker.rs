@@ -28,6 +28,12 @@ use crate::shared::{Command, LocalTransition, Members, Shared, random};
 use crate::telemetry::Telemetry;
 use crate::{FleetError, FleetEvent};
 
+/// How long, and how many, state changes of breakers not (yet) watched are kept for
+/// [`Worker::add`]: a breaker watched and changed at once has its change read before its
+/// `Watch` command (transitions are read first).
+const EARLY_FOR: Duration = Duration::from_secs(5);
+const EARLY_MAX: usize = 256;
+
 /// From the pub/sub task.
 #[derive(Debug)]
 enum Push {
@@ -82,6 +88,8 @@ pub(crate) struct Worker {
     refresh_now: bool,
     /// Operations to send after the current step.
     queue: Vec<(String, Op)>,
+    /// State changes of breakers not watched yet, for `add` (see [`EARLY_FOR`]).
+    early: Vec<LocalTransition>,
 }
 
 impl Worker {
@@ -126,6 +134,7 @@ impl Worker {
             last_refresh: now,
             refresh_now: false,
             queue: Vec::new(),
+            early: Vec::new(),
         };
         (worker, pubsub)
     }
@@ -160,6 +169,14 @@ impl Worker {
     fn on_local(&mut self, t: LocalTransition) {
         if !self.members.contains_key(&t.breaker) {
             self.refresh_families();
+            if !self.members.contains_key(&t.breaker) {
+                // Watched and changed at once: its `Watch` is still queued. Kept for `add`.
+                self.early.retain(|e| e.at.elapsed() < EARLY_FOR);
+                if self.early.len() < EARLY_MAX {
+                    self.early.push(t);
+                }
+                return;
+            }
         }
         let (now, degraded) = (Instant::now(), self.degraded.is_some());
         self.step(&t.breaker, now, |m, b| m.on_local(&t, now, degraded, b));
@@ -293,7 +310,16 @@ impl Worker {
             // Fail closed for breakers that arrive while the fleet is unreachable too.
             self.step(&name, now, |m, b| m.on_degraded(now, b));
         } else {
-            self.queue.push((name, Op::State));
+            self.queue.push((name.clone(), Op::State));
+        }
+        // What it did before its `Watch` was read: a trip right after `watch` is a vote.
+        if self.early.iter().any(|t| t.breaker == name) {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.early).into_iter().partition(|t| t.breaker == name);
+            self.early = rest;
+            for t in mine {
+                self.on_local(t);
+            }
         }
     }
 
@@ -566,7 +592,9 @@ impl Worker {
 }
 
 /// Keeps one pub/sub connection subscribed to the service's channel, and forwards the
-/// messages; reconnects with backoff.
+/// messages; reconnects with backoff. Every `max` (`refresh_interval`) it pings the node:
+/// a node that stops answering (frozen, partitioned, a cluster master failed over while
+/// it hangs) closes nothing, and its subscription would stay silent for good.
 async fn pubsub(
     mut connector: Connector,
     moved: Arc<Notify>,
@@ -590,12 +618,18 @@ async fn pubsub(
             if tx.send(Push::Subscribed).is_err() {
                 return;
             }
-            let mut messages = ps.into_on_message();
+            let (mut sink, mut messages) = ps.split();
+            let mut check = tokio::time::interval_at(tokio::time::Instant::now() + max, max);
             loop {
                 let msg = tokio::select! {
                     msg = messages.next() => msg,
                     // Redis moved: subscribe on the new master.
                     () = moved.notified() => None,
+                    // Silent: subscribe again (the next node of a cluster).
+                    _ = check.tick() => match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => continue,
+                        _ => None,
+                    },
                 };
                 let Some(msg) = msg else { break };
                 if let Ok(payload) = msg.get_payload::<String>()

@@ -56,6 +56,20 @@ async fn one_replicas_trip_opens_every_replica_within_the_bound() {
     eprintln!("propagation over {} samples: median {median:?}, p99 {p99:?}", delays.len());
 }
 
+/// A breaker tripped right after `Fleet::breaker`, before the fleet's task has read the
+/// watch (one thread: the task cannot run in between): the trip is still voted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_trip_right_after_watch_is_voted() {
+    let server = RedisServer::start();
+    let (a, _) = replica(&server, config("early"), "a");
+    let (b, _) = replica(&server, config("early"), "b");
+    let theirs = b.breaker(builder("ledger", 1, 60_000)).unwrap();
+    b.sync().await.expect("redis answers");
+    let mine = a.breaker(builder("ledger", 1, 60_000)).unwrap();
+    trip(&mine);
+    assert!(eventually(Duration::from_secs(1), || theirs.is_open()).await, "{:?}", b.view("ledger"));
+}
+
 /// min_replicas = 2: one replica tripping alone never opens the fleet; a second one does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_replica_cannot_trip_the_fleet() {

@@ -1,9 +1,9 @@
 //! What the fault tests share (`tests/faults.rs`, `tests/sentinel.rs`,
-//! `tests/cluster.rs`): two replicas with their own `Fleet` and connections, a thread
-//! timing every call on their breakers beside a breaker without a fleet, and the checks
-//! (a) no call waited on Redis, (b) degraded locally, (c) reconverged. Not part of
-//! `support/mod.rs` (the benches and the crate's own tests include that); a test file
-//! includes it with `#[path]`, after `mod support;`.
+//! `tests/cluster.rs`, `tests/cluster_replicas.rs`): two replicas with their own `Fleet`
+//! and connections, a thread timing every call on their breakers beside a breaker
+//! without a fleet, and the checks (a) no call waited on Redis, (b) degraded locally,
+//! (c) reconverged. Not part of `support/mod.rs` (the benches and the crate's own tests
+//! include that); a test file includes it with `#[path]`, after `mod support;`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
