@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package's build and tests, as a user gets it: a venv under target/py-venv
-# (ignored), maturin, pytest and requests from PyPI, `pip install ./crates/breakerbox-py`
+# (ignored), maturin, pytest, requests and httpx from PyPI, `pip install ./crates/breakerbox-py`
 # (a release build of the abi3 wheel, through maturin), then the pytest suite against a
 # real HTTP server on 127.0.0.1. Run from anywhere: `bash crates/breakerbox-py/ci.sh`.
 # PYTHON picks the interpreter (3.9 or later; default python3).
@@ -13,7 +13,7 @@ python=${PYTHON:-python3}
 if [[ ! -x $venv/bin/python ]]; then
   "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "maturin>=1.9.4,<2" pytest requests
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "maturin>=1.9.4,<2" pytest requests httpx
 
 # --force-reinstall --no-deps: the version does not change between commits, and pip
 # would keep an older build of the same version.

@@ -19,9 +19,14 @@
 //! The tests are Python tests (`tests/test_*.py`, run by `ci.sh`): a Rust test binary
 //! would have to embed an interpreter.
 
+mod family;
+mod fleet;
+mod template;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use breakerbox::{OpenWait, OwnedPermit, Policy};
+use breakerbox::{OwnedPermit, Report};
 use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -111,56 +116,167 @@ fn count(arg: &str, value: &Bound<'_, PyAny>, max: u32) -> PyResult<u32> {
 #[pymodule]
 mod _core {
     #[pymodule_export]
+    use super::family::BreakerFamily;
+    #[pymodule_export]
+    use super::fleet::Fleet;
+    #[pymodule_export]
     use super::{_set_open_error, Breaker, Permit, Rejected};
 }
 
-/// A circuit breaker: opens after `failure_threshold` consecutive failures, stays open
-/// `open_wait` seconds, then lets `half_open_probes` trial calls through at a time and
-/// closes when they succeed (any failed probe opens it again).
+/// A circuit breaker: opens after `failure_threshold` consecutive failures (or at a
+/// `failure_rate` over a window), stays open `open_wait` seconds (growing to
+/// `max_open_wait`), then lets `half_open_probes` trial calls through at a time and
+/// closes when they succeed (any failed probe opens it again). The options are read by
+/// `template::template`.
 #[pyclass(module = "breakerbox._core", frozen)]
 #[derive(Debug)]
 pub struct Breaker {
-    inner: breakerbox::Breaker,
-    failure_threshold: u32,
-    open_wait: f64,
+    pub(crate) inner: breakerbox::Breaker,
+    pub(crate) info: Arc<template::Info>,
+    /// Whether this object owns the options' Python references (a standalone breaker),
+    /// and so reports them to the garbage collector; not a handle to a family's member.
+    pub(crate) owns_options: bool,
+}
+
+/// How a call through a breaker went, to report on its permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Success,
+    Failure,
+    Ignore,
+    /// The call never ran as a call (an awaitable was returned): counts nothing.
+    Release,
+    /// The caller gave up (a `BaseException` that is not an `Exception`).
+    Cancel,
+}
+
+impl Verdict {
+    /// Reports on a permit borrowed from a breaker.
+    pub(crate) fn report(self, permit: breakerbox::Permit<'_>) {
+        match self {
+            Self::Success => permit.success(),
+            Self::Failure => permit.failure(),
+            Self::Ignore => permit.ignore(),
+            Self::Release => permit.release(),
+            Self::Cancel => drop(permit),
+        }
+    }
+
+    /// Reports on an owned permit.
+    pub(crate) fn report_owned(self, permit: OwnedPermit) {
+        match self {
+            Self::Success => permit.success(),
+            Self::Failure => permit.failure(),
+            Self::Ignore => permit.ignore(),
+            Self::Release => permit.release(),
+            Self::Cancel => drop(permit),
+        }
+    }
+}
+
+/// What a raised exception says: a failure or ignored for an `Exception` (by the
+/// classifier, if any), a cancellation for any other `BaseException`.
+pub(crate) fn verdict_of(py: Python<'_>, exc: &Bound<'_, PyAny>, classifier: Option<&template::Classifier>) -> Verdict {
+    if !exc.is_instance_of::<PyException>() {
+        return Verdict::Cancel;
+    }
+    match classifier {
+        Some(c) if !c.is_failure(py, exc) => Verdict::Ignore,
+        _ => Verdict::Failure,
+    }
+}
+
+/// Calls `f(*args, **kwargs)` for a call admitted through a breaker: its result (or
+/// exception, unchanged) and the verdict to report. A result that is awaitable is a
+/// `TypeError` (a coroutine is closed): use `call_async`.
+pub(crate) fn run_call<'py>(
+    py: Python<'py>,
+    f: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+    classifier: Option<&template::Classifier>,
+) -> (Verdict, PyResult<Bound<'py, PyAny>>) {
+    match f.call(args, kwargs) {
+        Ok(result) => match is_awaitable(py, &result) {
+            Ok(false) => (Verdict::Success, Ok(result)),
+            Ok(true) => (Verdict::Release, Err(awaitable_error(py, f, &result))),
+            Err(e) => (Verdict::Release, Err(e)),
+        },
+        Err(err) => (verdict_of(py, err.value(py).as_any(), classifier), Err(err)),
+    }
+}
+
+/// The `TypeError` for an awaitable returned to `call`; closes a coroutine.
+fn awaitable_error(py: Python<'_>, f: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyErr {
+    let close = || -> PyResult<()> {
+        if result.hasattr("close")? && py.import("inspect")?.getattr("iscoroutine")?.call1((result,))?.is_truthy()? {
+            result.call_method0("close")?;
+        }
+        Ok(())
+    };
+    if let Err(e) = close() {
+        return e;
+    }
+    let name = f
+        .getattr("__qualname__")
+        .map_or_else(|_| f.repr().map(|r| r.to_string()).unwrap_or_default(), |n| n.to_string());
+    PyTypeError::new_err(format!(
+        "{name:?} returned an awaitable: use call_async (or decorate the async def) for a coroutine function"
+    ))
+}
+
+/// A new `Permit` for Python, carrying the breaker's classifier.
+pub(crate) fn new_permit(py: Python<'_>, permit: OwnedPermit, info: &template::Info) -> PyResult<Py<Permit>> {
+    Py::new(py, Permit { inner: Some(permit), classifier: info.classifier.clone() })
 }
 
 #[pymethods]
 impl Breaker {
     /// Builds a breaker. `failure_threshold`: an int from 1 to 2**32 - 1;
     /// `open_wait`: seconds, finite and greater than 0; `half_open_probes`: an int from
-    /// 1 to 1023; `name`: for messages.
+    /// 1 to 1023; `name`: for messages; the other options as keywords (see
+    /// `template.rs`: `failure_rate`, `window`, `window_calls`, `min_calls`,
+    /// `slow_call_duration`, `slow_call_rate`, `max_open_wait`, `open_wait_jitter`,
+    /// `failure_on`, `is_failure`, `on_state_change`).
     #[new]
-    #[pyo3(signature = (failure_threshold, open_wait, half_open_probes = None, name = None))]
+    #[pyo3(signature = (failure_threshold = None, open_wait = None, half_open_probes = None, name = None, **options))]
     fn new(
-        failure_threshold: &Bound<'_, PyAny>,
-        open_wait: f64,
+        py: Python<'_>,
+        failure_threshold: Option<&Bound<'_, PyAny>>,
+        open_wait: Option<&Bound<'_, PyAny>>,
         half_open_probes: Option<&Bound<'_, PyAny>>,
-        name: Option<String>,
+        name: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let threshold = count("failure_threshold", failure_threshold, u32::MAX)?;
-        let wait = seconds("open_wait", open_wait)?;
-        let probes = half_open_probes.map(|p| count("half_open_probes", p, 1023)).transpose()?.unwrap_or(1);
-        let mut builder = breakerbox::Breaker::builder()
-            .policy(Policy::consecutive_failures(threshold))
-            .open_wait(OpenWait::fixed(wait))
-            .half_open_probes(probes)
-            // A Python caller that gives up (KeyboardInterrupt) calls `cancel()`: count
-            // it as a failure only if it was in flight a second or more, as in Rust.
-            .cancel_counts_after(Duration::from_secs(1));
-        if let Some(name) = name {
-            builder = builder.name(name);
+        let all = match options {
+            Some(o) => o.copy()?,
+            None => PyDict::new(py),
+        };
+        for (key, value) in [
+            ("failure_threshold", failure_threshold),
+            ("open_wait", open_wait),
+            ("half_open_probes", half_open_probes),
+            ("name", name),
+        ] {
+            if let Some(value) = value {
+                all.set_item(key, value)?;
+            }
         }
-        // The core checks again; its error names the setting and what it expects.
-        let inner = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Self { inner, failure_threshold: threshold, open_wait })
+        let t = template::template(Some(&all))?;
+        // The template was checked: the core's error cannot happen, but is mapped anyway.
+        let inner = t.builder.build().map_err(|e| template::config_error(&e))?;
+        Ok(Self { inner, info: t.info, owns_options: true })
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if self.owns_options { self.info.traverse(&visit) } else { Ok(()) }
     }
 
     /// Asks to make a call: a `Permit` if admitted (make the call, then report it on
     /// the permit), a `Rejected` if not (do not make the call).
     fn try_acquire(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(match self.inner.try_acquire_owned() {
-            Ok(permit) => Py::new(py, Permit { inner: Some(permit) })?.into_any(),
+            Ok(permit) => new_permit(py, permit, &self.info)?.into_any(),
             Err(rejected) => Py::new(py, Rejected { inner: rejected })?.into_any(),
         })
     }
@@ -169,16 +285,17 @@ impl Breaker {
     /// `Permit` or an exception.
     fn acquire(&self, py: Python<'_>) -> PyResult<Py<Permit>> {
         match self.inner.try_acquire_owned() {
-            Ok(permit) => Py::new(py, Permit { inner: Some(permit) }),
+            Ok(permit) => new_permit(py, permit, &self.info),
             Err(rejected) => Err(rejection(py, rejected)),
         }
     }
 
     /// Calls `fn(*args, **kwargs)` through the breaker and returns its result: raises
     /// the package's `CircuitOpenError` without calling `fn` when rejected. An
-    /// `Exception` from `fn` is a failure, any other `BaseException` (`KeyboardInterrupt`)
-    /// a cancellation; either propagates unchanged. A result that is awaitable is a
-    /// `TypeError` (the permit is released, a coroutine closed): use `call_async`.
+    /// `Exception` from `fn` is a failure (or ignored, by the classifier: `failure_on`,
+    /// `is_failure`), any other `BaseException` (`KeyboardInterrupt`) a cancellation;
+    /// either propagates unchanged. A result that is awaitable is a `TypeError` (the
+    /// permit is released, a coroutine closed): use `call_async`.
     #[pyo3(signature = (f, /, *args, **kwargs))]
     fn call<'py>(
         &self,
@@ -191,35 +308,9 @@ impl Breaker {
             Ok(permit) => permit,
             Err(rejected) => return Err(rejection(py, rejected)),
         };
-        match f.call(args, kwargs) {
-            Ok(result) => {
-                if is_awaitable(py, &result)? {
-                    permit.release();
-                    if result.hasattr("close")?
-                        && py.import("inspect")?.getattr("iscoroutine")?.call1((&result,))?.is_truthy()?
-                    {
-                        result.call_method0("close")?;
-                    }
-                    let name = f
-                        .getattr("__qualname__")
-                        .map_or_else(|_| f.repr().map(|r| r.to_string()).unwrap_or_default(), |n| n.to_string());
-                    return Err(PyTypeError::new_err(format!(
-                        "{name:?} returned an awaitable: use call_async (or decorate the async def) for a coroutine function"
-                    )));
-                }
-                permit.success();
-                Ok(result)
-            }
-            Err(err) => {
-                if err.is_instance_of::<PyException>(py) {
-                    permit.failure();
-                } else {
-                    // The caller gave up: a failure only if in flight a second or more.
-                    drop(permit);
-                }
-                Err(err)
-            }
-        }
+        let (verdict, result) = run_call(py, f, args, kwargs, self.info.classifier.as_deref());
+        verdict.report(permit);
+        result
     }
 
     /// The state: 'closed', 'open', 'half_open', 'forced_open', 'disabled' or
@@ -256,16 +347,28 @@ impl Breaker {
         self.inner.name()
     }
 
-    /// Consecutive failures that open the breaker.
+    /// Consecutive failures that open the breaker (None with a rate policy).
     #[getter]
-    fn failure_threshold(&self) -> u32 {
-        self.failure_threshold
+    fn failure_threshold(&self) -> Option<u32> {
+        self.info.failure_threshold
     }
 
-    /// Seconds the breaker stays open.
+    /// The share of failed calls that opens the breaker (None without a rate policy).
+    #[getter]
+    fn failure_rate(&self) -> Option<f64> {
+        self.info.failure_rate
+    }
+
+    /// Seconds the breaker stays open (the first wait, with a backoff).
     #[getter]
     fn open_wait(&self) -> f64 {
-        self.open_wait
+        self.info.open_wait
+    }
+
+    /// The longest open wait of the exponential backoff (None: a fixed wait).
+    #[getter]
+    fn max_open_wait(&self) -> Option<f64> {
+        self.info.max_open_wait
     }
 
     /// Trial calls admitted at once while half-open.
@@ -294,12 +397,16 @@ impl Breaker {
     }
 
     fn __repr__(&self) -> String {
+        let policy = match (self.info.failure_threshold, self.info.failure_rate) {
+            (Some(n), _) => format!("failure_threshold={n}"),
+            (None, Some(r)) => format!("failure_rate={r}"),
+            (None, None) => String::new(),
+        };
         format!(
-            "<breakerbox._core.Breaker {:?} state={} failure_threshold={} open_wait={}>",
+            "<breakerbox._core.Breaker {:?} state={} {policy} open_wait={}>",
             self.inner.name(),
             self.inner.state().as_str(),
-            self.failure_threshold,
-            self.open_wait
+            self.info.open_wait
         )
     }
 }
@@ -313,6 +420,8 @@ impl Breaker {
 #[derive(Debug)]
 pub struct Permit {
     inner: Option<OwnedPermit>,
+    /// The breaker's classifier, for `error(exc)`; `None`: every `Exception` fails.
+    classifier: Option<Arc<template::Classifier>>,
 }
 
 #[pymethods]
@@ -322,9 +431,26 @@ impl Permit {
         self.inner.take().map(OwnedPermit::success).is_some()
     }
 
-    /// The call failed.
-    fn failure(&mut self) -> bool {
-        self.inner.take().map(OwnedPermit::failure).is_some()
+    /// The call failed. `retry_after`: seconds the service asked to be left alone (an
+    /// HTTP `Retry-After`): if this failure opens the breaker, it stays open at least
+    /// that long (up to 5 minutes).
+    #[pyo3(signature = (retry_after = None))]
+    fn failure(&mut self, retry_after: Option<f64>) -> bool {
+        let Some(permit) = self.inner.take() else { return false };
+        match retry_after.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+            Some(d) => permit.record(Report::failure().with_retry_after(d)),
+            None => permit.failure(),
+        }
+        true
+    }
+
+    /// The call raised `exc`: a failure, or ignored if the breaker's classifier
+    /// (`failure_on`, `is_failure`) says it is not one; a `BaseException` that is not an
+    /// `Exception` (`KeyboardInterrupt`, `asyncio.CancelledError`) is a `cancel()`.
+    fn error(&mut self, py: Python<'_>, exc: &Bound<'_, pyo3::exceptions::PyBaseException>) -> bool {
+        let Some(permit) = self.inner.take() else { return false };
+        verdict_of(py, exc.as_any(), self.classifier.as_deref()).report_owned(permit);
+        true
     }
 
     /// The call's outcome says nothing about the service: counts nothing, frees a

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -19,6 +20,7 @@ class Server:
         self.gate: Optional[threading.Event] = None
         self.arrived = threading.Event()
         self.methods: List[str] = []
+        self.headers: Dict[str, str] = {}  # sent with every response
         self._lock = threading.Lock()
         self.url = ""
 
@@ -44,6 +46,8 @@ def _handler(server: Server) -> type:
             status = server.hit(self.command)
             body = b"" if self.command == "HEAD" else f"{status}\n".encode()
             self.send_response(status)
+            for name, value in server.headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -56,10 +60,34 @@ def _handler(server: Server) -> type:
     return Handler
 
 
+class _Quiet(ThreadingHTTPServer):
+    """A client that gave up (a timeout, a cancelled task) closes its connection before
+    the answer: not worth a traceback on stderr."""
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def server():
+    with _serve() as state:
+        yield state
+
+
+@pytest.fixture
+def other_server():
+    """A second server, on another port: another host for a per-host breaker."""
+    with _serve() as state:
+        yield state
+
+
+@contextlib.contextmanager
+def _serve() -> Iterator[Server]:
     state = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd = _Quiet(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/stock/42"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -223,10 +223,12 @@ def test_core_permit_reports_once():
 
 
 def test_public_names():
-    assert set(breakerbox.__all__) == {
+    assert set(breakerbox.__all__) >= {
         "Breaker",
+        "BreakerFamily",
         "CircuitBreaker",
         "CircuitBreakerError",
         "CircuitOpenError",
         "InvalidMethod",
     }
+    assert all(hasattr(breakerbox, name) for name in breakerbox.__all__)

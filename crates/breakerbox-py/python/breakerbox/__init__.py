@@ -8,6 +8,9 @@ Two ways in:
   ``isOpen()`` / ``isHalfOpen()`` / ``isClosed()``, ``clearState()``.
 - :class:`Breaker` is a small Pythonic breaker for any callable: ``breaker.call(fn,
   *args)``, or ``@breaker`` on a function.
+- :class:`BreakerFamily` is one such breaker per key (per host), on the core's
+  ``BreakerBox``; ``breakerbox.requests`` and ``breakerbox.httpx`` put one in front of
+  each host an HTTP client talks to.
 
 The state machine is the Rust ``breakerbox::Breaker`` (the private ``_core`` module):
 lock-free, so both classes are safe to share between threads, and no lock is ever held
@@ -35,9 +38,12 @@ from . import _core
 
 __all__ = [
     "Breaker",
+    "BreakerFamily",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
+    "Fleet",
+    "FleetUnavailable",
     "InvalidMethod",
 ]
 
@@ -212,6 +218,33 @@ def _name(value: Any) -> Optional[str]:
     return value
 
 
+def _options(
+    failure_threshold: Optional[int],
+    open_wait: Any,
+    half_open_probes: int,
+    name: Optional[str],
+    **options: Any,
+) -> Dict[str, Any]:
+    """The keyword arguments of ``_core.Breaker`` and ``_core.BreakerFamily``: the
+    original four checked here (their messages say what each is for), the others
+    (``failure_rate``, ``window``, ``window_calls``, ``min_calls``, ``slow_call_duration``,
+    ``slow_call_rate``, ``max_open_wait``,
+    ``open_wait_jitter``, ``failure_on``, ``is_failure``, ``on_state_change``) by the
+    core's one reader of options (``src/template.rs``). ``None`` leaves one out."""
+    if failure_threshold is not None:
+        failure_threshold = _count("failure_threshold", failure_threshold, "consecutive failures that open the breaker")
+    given = {
+        "failure_threshold": failure_threshold,
+        "open_wait": _seconds("open_wait", open_wait, "how long the breaker stays open"),
+        "half_open_probes": _count(
+            "half_open_probes", half_open_probes, "trial calls at once while half-open", _MAX_PROBES
+        ),
+        "name": _name(name),
+    }
+    given.update(options)
+    return {k: v for k, v in given.items() if v is not None}
+
+
 # ===== the Pythonic breaker =====
 
 
@@ -223,6 +256,31 @@ class Breaker:
     :class:`CircuitOpenError` (the callable is not called), then lets
     ``half_open_probes`` trial calls through at a time: it closes when they succeed,
     and opens again if one fails.
+
+    The other options, all keyword-only (``None`` is the same as leaving one out):
+
+    - ``failure_rate`` (0.0 to 1.0), instead of ``failure_threshold``: opens when that
+      share of the calls in the window failed, once the window holds ``min_calls``
+      calls (default 20). The window is ``window`` seconds (a sliding time window, in
+      10 buckets) or the last ``window_calls`` calls (default: the last 100 calls).
+      Giving both policies, or a window without ``failure_rate``, is a ``ValueError``.
+    - ``slow_call_duration`` (seconds), with ``slow_call_rate`` (0.0 to 1.0, default
+      1.0): a rule beside the policy, over the same window: opens when that share of
+      the calls took ``slow_call_duration`` or longer, failed or not (a service that is
+      drowning before it starts to fail). A slow trial call counts as a failed one.
+    - ``max_open_wait`` (seconds): an exponential backoff, ``open_wait`` after the first
+      opening, doubling with each reopening (a failed trial call) up to
+      ``max_open_wait``; a close starts again from ``open_wait``.
+      ``open_wait_jitter`` (0.0 to 1.0): each wait is shortened by up to that fraction,
+      at random, so that many breakers that opened together do not probe together.
+    - ``failure_on``: an exception type or tuple of types that count as failures;
+      another ``Exception`` propagates but counts nothing (it is ignored: neither a
+      success nor a failure). ``is_failure``: a predicate on the exception (after
+      ``failure_on``, when both are given), true for a failure. A predicate that raises
+      counts the call as ignored and goes to ``sys.unraisablehook``.
+    - ``on_state_change``: called as ``on_state_change(name, old_state, new_state)``
+      after every state change, on the thread that caused it. An exception it raises
+      goes to ``sys.unraisablehook``; the breaker carries on.
 
     Use it as ``breaker.call(fn, *args, **kwargs)``, or as a decorator::
 
@@ -244,18 +302,52 @@ class Breaker:
 
     def __init__(
         self,
-        failure_threshold: int = 5,
+        failure_threshold: Optional[int] = None,
         open_wait: float = 30.0,
         half_open_probes: int = 1,
         name: Optional[str] = None,
+        *,
+        failure_rate: Optional[float] = None,
+        window: Optional[float] = None,
+        window_calls: Optional[int] = None,
+        min_calls: Optional[int] = None,
+        slow_call_duration: Optional[float] = None,
+        slow_call_rate: Optional[float] = None,
+        max_open_wait: Optional[float] = None,
+        open_wait_jitter: Optional[float] = None,
+        failure_on: Any = None,
+        is_failure: Optional[Callable[[BaseException], Any]] = None,
+        on_state_change: Optional[Callable[[str, str, str], Any]] = None,
     ) -> None:
+        # failure_threshold=None: 5, unless failure_rate is given.
         self._core = _core.Breaker(
-            _count("failure_threshold", failure_threshold, "consecutive failures that open the breaker"),
-            _seconds("open_wait", open_wait, "how long the breaker stays open"),
-            _count("half_open_probes", half_open_probes, "trial calls at once while half-open", _MAX_PROBES),
-            _name(name),
+            **_options(
+                failure_threshold,
+                open_wait,
+                half_open_probes,
+                name,
+                failure_rate=failure_rate,
+                window=window,
+                window_calls=window_calls,
+                min_calls=min_calls,
+                slow_call_duration=slow_call_duration,
+                slow_call_rate=slow_call_rate,
+                max_open_wait=max_open_wait,
+                open_wait_jitter=open_wait_jitter,
+                failure_on=failure_on,
+                is_failure=is_failure,
+                on_state_change=on_state_change,
+            )
         )
         self._permits: contextvars.ContextVar[tuple] = contextvars.ContextVar("breakerbox.permits", default=())
+
+    @classmethod
+    def _wrap(cls, core: Any) -> "Breaker":
+        """A ``Breaker`` over an existing ``_core.Breaker`` (a family's member)."""
+        self = cls.__new__(cls)
+        self._core = core
+        self._permits = contextvars.ContextVar("breakerbox.permits", default=())
+        return self
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Calls ``fn(*args, **kwargs)`` through the breaker and returns its result.
@@ -277,11 +369,9 @@ class Breaker:
         admission = self._core.acquire()  # or raises CircuitOpenError
         try:
             result = await fn(*args, **kwargs)
-        except Exception:
-            admission.failure()
-            raise
-        except BaseException:
-            admission.cancel()
+        except BaseException as exc:
+            # A failure, ignored (the classifier) or a cancellation (not an Exception).
+            admission.error(exc)
             raise
         admission.success()
         return result
@@ -327,10 +417,8 @@ class Breaker:
         self._permits.set(stack[:-1])
         if exc is None:
             admission.success()
-        elif isinstance(exc, Exception):
-            admission.failure()
         else:
-            admission.cancel()
+            admission.error(exc)  # a failure, ignored (the classifier), or a cancellation
         return False
 
     def __enter__(self) -> "Breaker":
@@ -365,14 +453,24 @@ class Breaker:
         return self._core.name
 
     @property
-    def failure_threshold(self) -> int:
-        """Consecutive failures that open the breaker."""
+    def failure_threshold(self) -> Optional[int]:
+        """Consecutive failures that open the breaker (None with a ``failure_rate``)."""
         return self._core.failure_threshold
 
     @property
+    def failure_rate(self) -> Optional[float]:
+        """The share of failed calls that opens the breaker (None without one)."""
+        return self._core.failure_rate
+
+    @property
     def open_wait(self) -> float:
-        """Seconds the breaker stays open."""
+        """Seconds the breaker stays open (the first wait, with ``max_open_wait``)."""
         return self._core.open_wait
+
+    @property
+    def max_open_wait(self) -> Optional[float]:
+        """The longest open wait of the exponential backoff (None: a fixed wait)."""
+        return self._core.max_open_wait
 
     @property
     def half_open_probes(self) -> int:
@@ -403,13 +501,21 @@ class Breaker:
         self._core.reset()
 
     def __repr__(self) -> str:
+        policy = (
+            f"failure_threshold={self.failure_threshold}"
+            if self.failure_threshold is not None
+            else f"failure_rate={self.failure_rate}"
+        )
+        backoff = f", max_open_wait={self.max_open_wait}" if self.max_open_wait is not None else ""
         return (
-            f"Breaker(failure_threshold={self.failure_threshold}, open_wait={self.open_wait}, "
+            f"Breaker({policy}, open_wait={self.open_wait}{backoff}, "
             f"half_open_probes={self.half_open_probes}, name={self.name!r})  # {self.state}"
         )
 
 
 _core._set_open_error(CircuitOpenError)
+
+from ._family import BreakerFamily  # noqa: E402 (uses Breaker and _options, above)
 
 
 # ===== the original design =====
@@ -668,3 +774,6 @@ class CircuitBreaker:
             f"<CircuitBreaker error_threshold={self._error_threshold} time_window={self._time_window} "
             f"state={self.state}>"
         )
+
+
+from .fleet import Fleet, FleetUnavailable  # noqa: E402 (uses Breaker and CircuitBreakerError, above)

@@ -2,12 +2,14 @@
 
 import datetime
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Type, TypeVar, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union
+
+from . import _core
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _Seconds = Union[int, float, datetime.timedelta]
 
-__all__ = ["Breaker", "CircuitBreaker", "CircuitBreakerError", "CircuitOpenError", "InvalidMethod"]
+__all__ = ["Breaker", "BreakerFamily", "CircuitBreaker", "CircuitBreakerError", "CircuitOpenError", "InvalidMethod"]
 
 class CircuitBreakerError(Exception):
     """The base of every error this package raises."""
@@ -36,15 +38,30 @@ class InvalidMethod(CircuitBreakerError, ValueError):
     valid: List[str]
     def __init__(self, method: str, valid: List[str]) -> None: ...
 
+_ExceptionTypes = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+_OnStateChange = Callable[[str, str, str], Any]
+
 class Breaker:
     """A circuit breaker for any callable: `call(fn, *args, **kwargs)` or `@breaker`."""
 
     def __init__(
         self,
-        failure_threshold: int = 5,
+        failure_threshold: Optional[int] = None,
         open_wait: _Seconds = 30.0,
         half_open_probes: int = 1,
         name: Optional[str] = None,
+        *,
+        failure_rate: Optional[float] = None,
+        window: Optional[_Seconds] = None,
+        window_calls: Optional[int] = None,
+        min_calls: Optional[int] = None,
+        slow_call_duration: Optional[_Seconds] = None,
+        slow_call_rate: Optional[float] = None,
+        max_open_wait: Optional[_Seconds] = None,
+        open_wait_jitter: Optional[float] = None,
+        failure_on: Optional[_ExceptionTypes] = None,
+        is_failure: Optional[Callable[[BaseException], Any]] = None,
+        on_state_change: Optional[_OnStateChange] = None,
     ) -> None: ...
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
     async def call_async(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any: ...
@@ -68,9 +85,13 @@ class Breaker:
     @property
     def name(self) -> str: ...
     @property
-    def failure_threshold(self) -> int: ...
+    def failure_threshold(self) -> Optional[int]: ...
+    @property
+    def failure_rate(self) -> Optional[float]: ...
     @property
     def open_wait(self) -> float: ...
+    @property
+    def max_open_wait(self) -> Optional[float]: ...
     @property
     def half_open_probes(self) -> int: ...
     def is_open(self) -> bool: ...
@@ -78,6 +99,46 @@ class Breaker:
     def is_closed(self) -> bool: ...
     def metrics(self) -> Dict[str, Any]: ...
     def reset(self) -> None: ...
+
+class BreakerFamily:
+    """One breaker per key (per host), each built from the same options as `Breaker`."""
+
+    def __init__(
+        self,
+        failure_threshold: Optional[int] = None,
+        open_wait: _Seconds = 30.0,
+        half_open_probes: int = 1,
+        name: Optional[str] = None,
+        *,
+        max_breakers: int = 10_000,
+        failure_rate: Optional[float] = None,
+        window: Optional[_Seconds] = None,
+        window_calls: Optional[int] = None,
+        min_calls: Optional[int] = None,
+        slow_call_duration: Optional[_Seconds] = None,
+        slow_call_rate: Optional[float] = None,
+        max_open_wait: Optional[_Seconds] = None,
+        open_wait_jitter: Optional[float] = None,
+        failure_on: Optional[_ExceptionTypes] = None,
+        is_failure: Optional[Callable[[BaseException], Any]] = None,
+        on_state_change: Optional[_OnStateChange] = None,
+    ) -> None: ...
+    def call(self, key: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+    async def call_async(self, key: str, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any: ...
+    def acquire(self, key: str) -> _core.Permit: ...
+    def try_acquire(self, key: str) -> Union[_core.Permit, _core.Rejected]: ...
+    def get(self, key: str) -> Breaker: ...
+    def remove(self, key: str) -> bool: ...
+    def open_keys(self) -> List[str]: ...
+    def states(self) -> Dict[str, str]: ...
+    def reset_all(self) -> None: ...
+    def len(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, key: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_breakers(self) -> int: ...
 
 class CircuitBreaker:
     """The original design: `CircuitBreaker(http_client, error_threshold, time_window)`."""
@@ -119,3 +180,7 @@ class CircuitBreaker:
     @property
     def state(self) -> str: ...
     def metrics(self) -> Dict[str, Any]: ...
+
+from .fleet import Fleet as Fleet, FleetUnavailable as FleetUnavailable
+
+__all__ += ["Fleet", "FleetUnavailable"]
