@@ -108,7 +108,7 @@ def test_retry_after_and_mock_transport():
         with pytest.raises(CircuitOpenError) as info:
             client.get("https://api.example:443/y")  # the same host and port
         assert 89 < info.value.retry_after <= 90.1
-        assert transport.family.open_keys() == ["api.example:443"]
+        assert transport.family.open_keys() == ["https://api.example:443"]
 
 
 def test_async_opens_per_host_then_probes_and_closes(server, other_server):

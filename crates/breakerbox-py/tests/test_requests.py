@@ -18,11 +18,12 @@ def key(server) -> str:
 
 
 def test_host_key():
-    assert host_key("http://API.example/x") == "api.example:80"
-    assert host_key("https://api.example/x?y") == "api.example:443"
-    assert host_key("https://api.example:8443/") == "api.example:8443"
-    assert host_key("http://[::1]:8080/") == "[::1]:8080"
-    assert host_key("http://127.0.0.1:5000/stock") == "127.0.0.1:5000"
+    assert host_key("http://API.example/x") == "http://api.example:80"
+    assert host_key("HTTPS://api.example/x?y") == "https://api.example:443"
+    assert host_key("https://api.example:8443/") == "https://api.example:8443"
+    assert host_key("http://[::1]:8080/") == "http://[::1]:8080"
+    assert host_key("http://127.0.0.1:5000/stock") == "http://127.0.0.1:5000"
+    assert host_key("http://127.0.0.1:443/") != host_key("https://127.0.0.1:443/")
 
 
 def test_opens_per_host_and_fails_fast_without_sending(server, other_server):
@@ -137,7 +138,7 @@ def test_connection_errors_and_timeouts_are_failures(server):
     with pytest.raises(requests.Timeout):
         http.get(server.url, timeout=0.2)
     server.gate.set()
-    assert http.breakers.get(f"127.0.0.1:{port}").metrics()["failures"] == 1
+    assert http.breakers.get(f"http://127.0.0.1:{port}").metrics()["failures"] == 1
     with pytest.raises(requests.ConnectionError):
         http.get(dead, timeout=5)
     with pytest.raises(CircuitOpenError):  # raised before any connection is tried

@@ -17,16 +17,20 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def host_key(url: str) -> str:
-    """The breaker key of a URL: ``host:port``, the host lowercased (an IPv6 address in
-    brackets), the port the scheme's default when the URL has none (80 for http, 443 for
-    https): ``https://API.example/x`` and ``https://api.example:443/y`` share a breaker.
+    """The breaker key of a URL: ``scheme://host:port``, scheme and host lowercased (an
+    IPv6 address in brackets), the port the scheme's default when the URL has none (80
+    for http, 443 for https): ``https://API.example/x`` and ``https://api.example:443/y``
+    share a breaker. The Rust crate's per-host breakers (``breakerbox-http``) key hosts
+    the same way, so a dashboard reads one set of names from both.
     """
     parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    port = parts.port or _DEFAULT_PORTS.get(scheme)
     if ":" in host:
         host = f"[{host}]"
-    return f"{host}:{port}" if port else host
+    key = f"{host}:{port}" if port else host
+    return f"{scheme}://{key}" if scheme else key
 
 
 def default_classify_status(status: int) -> StatusOutcome:
