@@ -13,7 +13,7 @@
 
 Each transport wraps an inner one (default ``httpx.HTTPTransport()`` /
 ``httpx.AsyncHTTPTransport()``; pass your own for its options, or a
-``httpx.MockTransport``). Each host (``host:port``, the scheme's default port when the
+``httpx.MockTransport``). Each host (``scheme://host:port``, the scheme's default port when the
 URL has none) has its own breaker in a :class:`~breakerbox.BreakerFamily`. A response is
 classified by its status when its headers arrive (default: a 5xx or a 429 is a
 failure, anything else a success; a failure's ``Retry-After`` keeps the breaker open

@@ -16,7 +16,7 @@ or mount the adapter on a session of your own::
     s.mount("https://", adapter)
     s.mount("http://", adapter)
 
-Each host (``host:port``, the scheme's default port when the URL has none) has its own
+Each host (``scheme://host:port``, the scheme's default port when the URL has none) has its own
 breaker in a :class:`~breakerbox.BreakerFamily`, so one host going down never fails
 requests to another. A response is classified by its status (default: a 5xx or a 429
 is a failure, anything else a success; a failure's ``Retry-After`` keeps the breaker
