@@ -248,6 +248,20 @@ def _options(
 # ===== the Pythonic breaker =====
 
 
+async def _awaited(admission: Any, fn: Callable[..., Awaitable[Any]], args: tuple, kwargs: dict) -> Any:
+    """Awaits ``fn(*args, **kwargs)`` on an admitted permit and reports it: a success,
+    or the exception (a failure, ignored by the classifier, or a cancellation: not an
+    ``Exception``), which propagates. ``Breaker.call_async`` and
+    ``BreakerFamily.call_async`` both come here."""
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        admission.error(exc)
+        raise
+    admission.success()
+    return result
+
+
 class Breaker:
     """A circuit breaker for any callable.
 
@@ -366,15 +380,7 @@ class Breaker:
         awaitable). A cancelled task (``asyncio.CancelledError``) gave up: its permit is
         released, and it counts as a failure only if it was in flight a second or more.
         """
-        admission = self._core.acquire()  # or raises CircuitOpenError
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            # A failure, ignored (the classifier) or a cancellation (not an Exception).
-            admission.error(exc)
-            raise
-        admission.success()
-        return result
+        return await _awaited(self._core.acquire(), fn, args, kwargs)  # or CircuitOpenError
 
     def __call__(self, fn: _F) -> _F:
         """Decorates ``fn``: every call goes through :meth:`call`, or :meth:`call_async`

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
-from . import Breaker, _core, _options
+from . import Breaker, _awaited, _core, _options
 
 __all__ = ["BreakerFamily"]
 
@@ -80,14 +80,7 @@ class BreakerFamily:
     async def call_async(self, key: str, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Awaits ``fn(*args, **kwargs)`` through the breaker for ``key``, as
         :meth:`Breaker.call_async` (a cancelled task releases its permit)."""
-        admission = self._core.acquire(key)  # or raises CircuitOpenError
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            admission.error(exc)
-            raise
-        admission.success()
-        return result
+        return await _awaited(self._core.acquire(key), fn, args, kwargs)  # or CircuitOpenError
 
     def acquire(self, key: str) -> Any:
         """A permit for one call through the breaker for ``key``, or
