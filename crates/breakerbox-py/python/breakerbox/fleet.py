@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import atexit
 import datetime
-import math
 import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import Breaker, CircuitBreakerError, _core
+from . import Breaker, CircuitBreakerError, _core, _seconds
 
 __all__ = ["Fleet", "FleetUnavailable"]
 
@@ -46,19 +45,7 @@ class FleetUnavailable(CircuitBreakerError, ConnectionError):
 
 def _secs(arg: str, value: Any) -> Optional[float]:
     """A duration argument: None, or seconds (int, float, timedelta), finite and > 0."""
-    if value is None:
-        return None
-    if isinstance(value, datetime.timedelta):
-        value = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{arg} must be a number of seconds (an int, a float or a datetime.timedelta), "
-            f"got {value!r} of type {type(value).__name__}"
-        )
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{arg} must be a finite number of seconds greater than 0, got {value!r}")
-    return seconds
+    return None if value is None else _seconds(arg, value, "a fleet setting")
 
 
 def _str(arg: str, value: Any) -> Optional[str]:
