@@ -225,4 +225,21 @@ mod tests {
         assert!(!deadline_is_older(pack_deadline(7, 0, 0), 6));
         assert!(deadline_is_older(pack_deadline(TAG_MASK, 0, 0), TAG_MASK + 1));
     }
+
+    /// Half the tag space is the edge of serial-number arithmetic: a tag `2^23 - 1`
+    /// behind is older, one exactly `2^23` behind is not (it reads as ahead).
+    #[test]
+    fn older_stops_half_the_tag_space_behind() {
+        let generation = 1 << 24 | 5;
+        assert!(deadline_is_older(pack_deadline(generation - ((1 << 23) - 1), 0, 0), generation));
+        assert!(!deadline_is_older(pack_deadline(generation - (1 << 23), 0, 0), generation));
+    }
+
+    #[test]
+    fn a_deadline_word_reads_as_this_generations_an_older_ones_or_a_newer_ones() {
+        let base = 1_000 * MILLI;
+        assert_eq!(read_deadline(pack_deadline(6, base + 7 * MILLI, base), 6, base), Deadline::At(base + 7 * MILLI));
+        assert_eq!(read_deadline(pack_deadline(5, base, base), 6, base), Deadline::Pending, "not stored yet");
+        assert_eq!(read_deadline(pack_deadline(7, base, base), 6, base), Deadline::Stale, "a newer generation's");
+    }
 }

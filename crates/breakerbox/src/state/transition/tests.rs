@@ -506,3 +506,16 @@ fn an_open_breaker_past_its_wait_looks_half_open() {
         }
     }
 }
+
+/// The ramp's history lives in a Recovering word's two probe counts (10 bits each):
+/// written by `with_history` and read back by `history`, high bits included.
+#[test]
+fn the_ramp_history_roundtrips_through_the_probe_counts() {
+    for h in [0, 1, 0x3ff, 0x400, 0xabcde, (1 << 20) - 1] {
+        let Change::Probes { in_flight, successes } = with_history(History(h)) else {
+            panic!("with_history sets the probe counts")
+        };
+        let w = Word { in_flight, successes, ..word(Kind::Recovering) };
+        assert_eq!(history(w).0, h, "history {h:#x}");
+    }
+}
