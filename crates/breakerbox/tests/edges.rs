@@ -50,6 +50,26 @@ fn a_monotonic_clock_counts_real_time() {
     assert!(clock.now_nanos() >= 1_000_000, "{}", clock.now_nanos());
 }
 
+/// A family on the default `MonotonicClock` stamps last uses from the process-wide ages
+/// tick (a static refreshed every 5 ms by one thread): that tick must move in real time,
+/// or no breaker would ever look idle. Waits on real time, polling, for at most 2 s.
+#[test]
+fn a_family_on_the_monotonic_clock_sees_real_idleness() {
+    let family: BreakerBox<String> =
+        BreakerBox::builder(Breaker::builder()).idle_timeout(Duration::from_millis(20)).build().unwrap();
+    family.get("idle");
+    let started = Instant::now();
+    let mut evicted = 0;
+    while evicted == 0 && started.elapsed() < Duration::from_secs(2) {
+        std::thread::yield_now();
+        evicted = family.retain_recent();
+    }
+    assert_eq!(evicted, 1, "idle for {:?} and still kept", started.elapsed());
+    // The stamp and the reading are both up to a tick (5 ms) old: 20 ms of ticks is at
+    // least 10 ms of real time.
+    assert!(started.elapsed() >= Duration::from_millis(10), "not long before its idle timeout");
+}
+
 #[test]
 fn the_jitter_of_many_breakers_built_together_is_many_waits() {
     let clock = ManualClock::new();

@@ -2,7 +2,7 @@
 //! labels and messages carry (a dashboard or an alert matches on them), and the order
 //! that picks the worst of a family's states.
 
-use breakerbox::{Outcome, State};
+use breakerbox::{Breaker, Outcome, State, TripCause};
 
 const STATES: [State; 6] =
     [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::Disabled, State::Recovering];
@@ -31,4 +31,21 @@ fn severity_ranks_states_by_the_traffic_they_keep_out() {
 fn outcomes_have_their_label() {
     let labels: Vec<&str> = [Outcome::Success, Outcome::Failure, Outcome::Ignored].iter().map(|o| o.as_str()).collect();
     assert_eq!(labels, ["success", "failure", "ignored"]);
+}
+
+#[test]
+fn trip_causes_have_their_label() {
+    let causes =
+        [TripCause::ConsecutiveFailures, TripCause::FailureRate, TripCause::SlowCallRate, TripCause::HungCalls];
+    let labels: Vec<&str> = causes.iter().map(|c| c.as_str()).collect();
+    assert_eq!(labels, ["consecutive_failures", "failure_rate", "slow_call_rate", "hung_calls"]);
+}
+
+/// A builder's `Debug` counts its listeners of each kind (they are closures: nothing
+/// else of them can be shown).
+#[test]
+fn a_builder_shows_how_many_listeners_it_has() {
+    let builder = Breaker::builder().on_state_change(|_| {}).on_state_change(|_| {});
+    let shown = format!("{builder:?}");
+    assert!(shown.contains("Listeners { transition: 2, rejection: 0, outcome: 0 }"), "{shown}");
 }
