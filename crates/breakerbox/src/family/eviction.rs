@@ -177,6 +177,34 @@ mod tests {
         assert!(order.lock().len() <= 2 + SAMPLE + 1, "compacted to about the live entries");
     }
 
+    /// A family that shrinks (removals, idle sweeps) lowers the bound below the queue's
+    /// length at once: the next push compacts, though the length never met the bound.
+    #[test]
+    fn a_queue_past_a_bound_that_dropped_compacts_at_the_next_push() {
+        let order = Order::new();
+        for i in 0..100 {
+            order.lock().push("x", i, 100, |_, _| true);
+        }
+        assert_eq!(order.lock().len(), 100, "within 2 × 100 + a sample: kept");
+        order.lock().push("x", 100, 1, |_, id| id == 100);
+        assert_eq!(order.lock().len(), 1, "past 2 × 1 + a sample: only the live entry is left");
+    }
+
+    /// The bound is exactly `2 × live + SAMPLE` entries: a queue that long is kept, one
+    /// entry more compacts it.
+    #[test]
+    fn the_queue_compacts_one_entry_past_twice_the_live_plus_a_sample() {
+        let order = Order::new();
+        let bound = 2 * 100 + SAMPLE as u64;
+        let live_from = bound - 100;
+        for i in 0..bound {
+            order.lock().push("x", i, 100, |_, id| id >= live_from);
+        }
+        assert_eq!(order.lock().len() as u64, bound, "at the bound: kept as it is");
+        order.lock().push("x", bound, 100, |_, id| id >= live_from);
+        assert_eq!(order.lock().len() as u64, 101, "one past: only the live entries are left");
+    }
+
     #[test]
     fn a_victim_that_changed_meanwhile_stays_in_the_queue() {
         let (order, map) = family(&[("a", 1, 5, true)]);
