@@ -2,7 +2,8 @@
 //!
 //! A queue of `(key, id)` in insertion order, with second chances: an eviction takes
 //! the next [`SAMPLE`] entries from the front, evicts the least recently used evictable
-//! one among them, and puts the others back at the end. The cost of an eviction is
+//! one among them (of equally idle ones, the first in the queue: the longest a member),
+//! and puts the others back at the end. The cost of an eviction is
 //! bounded by the sample, whatever the family's size (the old design scanned every
 //! breaker); the choice is the least recently used of the sample, an approximation of
 //! LRU that Redis and the CLOCK family of page caches make for the same reason.
@@ -144,6 +145,13 @@ mod tests {
         assert_eq!(evict(&order, &mut map), Some("a"));
         assert_eq!(evict(&order, &mut map), None, "only an open breaker is left");
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn of_equally_idle_breakers_the_first_in_the_queue_goes() {
+        let (order, mut map) =
+            family(&[("a", 1, 20, false), ("b", 2, 10, true), ("c", 3, 10, true), ("d", 4, 10, true)]);
+        assert_eq!(evict(&order, &mut map), Some("b"), "the first of three equally idle");
     }
 
     #[test]
