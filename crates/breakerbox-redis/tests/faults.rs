@@ -210,9 +210,9 @@ async fn rolled_back(test: &str, port: impl Fn() -> u16, pair: &Pair, fault: imp
     eprintln!("[{test}] `held` in Redis after the fault: {state:?}; DataLost on a, b: {:?}", pair.data_lost("held"));
     assert!(lost, "[{test}] a replica saw the rollback as a data loss and restored the open state");
     assert!(pair.held.iter().all(Breaker::is_open), "[{test}] held open meanwhile");
-    // The wait (1 s) is over: calls probe, one probe closes both.
+    // Once the wait (1 to 3 s) is over, calls probe: one probe closes both.
     let started = Instant::now();
-    let closed = eventually(Duration::from_secs(4), || {
+    let closed = eventually(Duration::from_secs(6), || {
         for b in &pair.held {
             let _ = b.call(|| Ok::<_, ()>(()));
         }
@@ -249,7 +249,10 @@ async fn restarted_from_an_older_snapshot() {
     let server = std::sync::Mutex::new(RedisServer::start());
     let port = server.lock().unwrap().port();
     let client = server.lock().unwrap().client();
-    let pair = Pair::start(|| client.clone(), config(test), 1_000).await;
+    // A 3 s wait: the loss must be found while the fleet's open still runs (an open
+    // whose wait has passed has nothing left to restore). With 1 s, a clean-clone CI run
+    // (a restart loading the snapshot, then the next refresh) sometimes took longer.
+    let pair = Pair::start(|| client.clone(), config(test), 3_000).await;
     cmd(&mut connect(port), &["SAVE"]);
     rolled_back(
         test,
@@ -336,7 +339,8 @@ async fn lagging_replica_promoted() {
     let _serial = SERIAL.lock().await;
     let failover = std::sync::Mutex::new(Failover::start());
     let client = failover.lock().unwrap().proxy.client();
-    let pair = Pair::start(|| client.clone(), config(test), 1_000).await;
+    // 3 s, as `restarted_from_an_older_snapshot`: found while the open still runs.
+    let pair = Pair::start(|| client.clone(), config(test), 3_000).await;
     failover.lock().unwrap().replicated();
     let port = failover.lock().unwrap().replica.port();
     cmd(&mut connect(port), &["REPLICAOF", "NO", "ONE"]);
