@@ -109,8 +109,9 @@
 //! ([`FleetEvent::StaleIgnored`]), the same epoch is ignored unless the member must apply
 //! it again (after Redis was unreachable, or after a data loss), and a new incarnation
 //! in a reply is a data loss ([`FleetEvent::DataLost`]): an open state this replica
-//! still holds is restored with the time it had left. A push from another incarnation is
-//! ignored: only a reply proves the keys were lost.
+//! still holds is restored with the time it had left (sent again after rejoining if Redis
+//! became unreachable before answering it). A push from another incarnation is ignored:
+//! only a reply proves the keys were lost.
 //!
 //! A local transition older than the fleet's last action on the breaker is ignored: the
 //! fleet overrode it (a trip racing the fleet's own open, a verdict overtaken by a new
@@ -345,6 +346,14 @@ pub(crate) struct Member {
     /// here), or the fleet's (applied with [`Act::Recover`]). Forgotten when the breaker
     /// trips or is reset by hand.
     ramp: Option<RampPoint>,
+    /// What this replica had seen before a data loss whose restore is not answered yet.
+    /// A restore is sent once, from the reply that revealed the loss; if Redis becomes
+    /// unreachable first (the restore, or any operation of the same round, fails), the
+    /// queued restore is dropped, so [`on_degraded`](Self::on_degraded) goes back to
+    /// this: the next read finds the loss again and restores it then. (Without it, the
+    /// read after rejoining applied the lost, older state as the fleet's, and the open
+    /// was never restored.)
+    unrestored: Option<Seen>,
 }
 
 // ===== impl Member: reads =====
@@ -364,6 +373,7 @@ impl Member {
             wake: None,
             acted_at: None,
             ramp: None,
+            unrestored: None,
         }
     }
 
@@ -585,6 +595,10 @@ impl Member {
     /// left of the fleet's wait) or, failing closed, hold it open.
     pub(crate) fn on_degraded(&mut self, now: Instant, b: Reading) -> Effects {
         let mut fx = Effects::default();
+        if let Some(before) = self.unrestored.take() {
+            // The loss's restore went unanswered: find the loss again at the next read.
+            self.seen = Some(before);
+        }
         if let Some(seen) = &mut self.seen {
             seen.reapply = true;
         }
@@ -649,6 +663,9 @@ impl Member {
                     // Keep holding, and restore the fleet's open state with what is left
                     // of it; the reply (or another replica's restore) is applied then.
                     let restore = until.saturating_duration_since(now).max(Duration::from_millis(1));
+                    if self.unrestored.is_none() {
+                        self.unrestored = Some(seen.clone());
+                    }
                     self.seen = Some(Seen { inc: snap.inc.clone(), epoch: snap.epoch, reapply: true });
                     fx.ops.push(Op::Report {
                         calls: 0,
@@ -677,6 +694,7 @@ impl Member {
             }
         }
         self.seen = Some(Seen { inc: snap.inc.clone(), epoch: snap.epoch, reapply: false });
+        self.unrestored = None;
         self.role = self.role.without_lease();
         match snap.code {
             Code::Closed => {
@@ -1500,6 +1518,46 @@ mod tests {
         let fx = run(&mut m, clock, 401, |m, now| m.on_reply(&restore, &restored, now, open(0, 0)));
         assert_eq!(fx.events, vec![opened(1, 1_100)]);
         assert_eq!(m.view(clock.at(401)).epoch, 1);
+    }
+
+    #[test]
+    fn a_restore_lost_with_the_connection_is_sent_again_after_rejoining() {
+        let clock = Clock::new();
+        let mut m = replica(clock, WhenUnreachable::Local);
+        let _ = run(&mut m, clock, 0, |m, now| m.on_push(&snap(Code::Open, 3, 1_500), now, closed(0, 0)));
+        // Redis restarted from an older snapshot: epoch 2, closed. The restore is queued...
+        let rolled = Snapshot { rolled_back: true, ..snap(Code::Closed, 2, 0) };
+        let fx = run(&mut m, clock, 400, |m, now| m.on_reply(&Op::State, &rolled, now, open(0, 0)));
+        assert_eq!(fx.ops, vec![restore_op(ms(1_100))]);
+        // ...and dropped: Redis is unreachable before it is answered.
+        let _ = run(&mut m, clock, 450, |m, now| m.on_degraded(now, open(0, 0)));
+        assert_eq!(m.seen(), (INC, 3), "back to what it had seen before the loss");
+        // Rejoining, the read (sent with epoch 3) finds the loss again, and restores it.
+        let fx = run(&mut m, clock, 600, |m, now| m.on_reply(&Op::State, &rolled, now, open(0, 0)));
+        assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
+        assert_eq!(fx.ops, vec![restore_op(ms(900))], "what is left of the fleet's wait");
+        // Answered: the restored open is applied, and a later degrade keeps it.
+        let fx = run(&mut m, clock, 601, |m, now| {
+            m.on_reply(&restore_op(ms(900)), &snap(Code::Open, 3, 900), now, open(0, 0))
+        });
+        assert_eq!(fx.events, vec![opened(3, 900)]);
+        let _ = run(&mut m, clock, 700, |m, now| m.on_degraded(now, open(0, 0)));
+        assert_eq!(m.seen(), (INC, 3));
+    }
+
+    #[test]
+    fn a_restore_lost_with_the_connection_after_a_restart_without_data_is_sent_again() {
+        let clock = Clock::new();
+        let mut m = replica(clock, WhenUnreachable::Local);
+        let _ = run(&mut m, clock, 0, |m, now| m.on_push(&snap(Code::Open, 1, 1_500), now, closed(0, 0)));
+        let empty = incarnation(snap(Code::Closed, 0, 0), "inc-b");
+        let fx = run(&mut m, clock, 400, |m, now| m.on_reply(&Op::State, &empty, now, open(0, 0)));
+        assert_eq!(fx.ops, vec![restore_op(ms(1_100))]);
+        let _ = run(&mut m, clock, 450, |m, now| m.on_degraded(now, open(0, 0)));
+        assert_eq!(m.seen(), (INC, 1));
+        let fx = run(&mut m, clock, 600, |m, now| m.on_reply(&Op::State, &empty, now, open(0, 0)));
+        assert_eq!(fx.events, vec![FleetEvent::DataLost { breaker: "b".to_owned() }]);
+        assert_eq!(fx.ops, vec![restore_op(ms(900))]);
     }
 
     #[test]

@@ -208,7 +208,12 @@ async fn rolled_back(test: &str, port: impl Fn() -> u16, pair: &Pair, fault: imp
     let lost = eventually(Duration::from_secs(5), || pair.data_lost("held").contains(&true) && restored()).await;
     let state = fleet_state(&mut connect(port()), test, "held");
     eprintln!("[{test}] `held` in Redis after the fault: {state:?}; DataLost on a, b: {:?}", pair.data_lost("held"));
-    assert!(lost, "[{test}] a replica saw the rollback as a data loss and restored the open state");
+    assert!(
+        lost,
+        "[{test}] a replica saw the rollback as a data loss and restored the open state; events of a: {:?}; of b: {:?}",
+        pair.a_events.lock().unwrap(),
+        pair.b_events.lock().unwrap(),
+    );
     assert!(pair.held.iter().all(Breaker::is_open), "[{test}] held open meanwhile");
     // Once the wait (1 to 3 s) is over, calls probe: one probe closes both.
     let started = Instant::now();
@@ -243,9 +248,6 @@ async fn rolled_back(test: &str, port: impl Fn() -> u16, pair: &Pair, fault: imp
 /// The open is written after the last RDB snapshot (`SAVE`); Redis is killed and
 /// restarted from the snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails in 3 of 4 clean-clone CI runs since the subscription ping and early-transition changes \
-            (both replicas see the loss, no restore lands), never when run here: to fix first; \
-            run with `cargo test -p breakerbox-redis --all-features --test faults -- --ignored`"]
 async fn restarted_from_an_older_snapshot() {
     let test = "restarted_from_an_older_snapshot";
     let _serial = SERIAL.lock().await;
