@@ -14,127 +14,19 @@ mod support;
 #[path = "support/faults.rs"]
 mod faults;
 
-use std::process::Command;
+#[path = "support/cluster.rs"]
+mod nodes;
+
 use std::time::{Duration, Instant};
 
 use breakerbox::Breaker;
-use breakerbox_redis::{Connect, FleetEvent};
-use faults::{Pair, cmd, fleet_state, no_call_waited};
-use support::{RedisServer, config, eventually, saw, trip};
+use breakerbox_redis::FleetEvent;
+use faults::{Pair, no_call_waited};
+use nodes::Cluster;
+use support::{config, eventually, saw, trip};
 
 /// The tests here run one at a time: each measures call latencies.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Three masters of one cluster, every slot assigned.
-struct Cluster {
-    nodes: Vec<RedisServer>,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "1000",
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `redis-cli` ({e}): install it with `apt-get install -y redis-tools`")
-            });
-        assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
-        let cluster = Self { nodes };
-        let ok = (0..1_000).any(|_| {
-            let ok = cluster.nodes.iter().all(|n| {
-                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut n.connection()).unwrap();
-                info.contains("cluster_state:ok")
-            });
-            if !ok {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            ok
-        });
-        assert!(ok, "the cluster is up: cluster_state:ok on every node");
-        cluster
-    }
-
-    fn connect(&self) -> Connect {
-        Connect::cluster(self.nodes.iter().map(RedisServer::url))
-    }
-
-    fn id(&self, node: usize) -> String {
-        redis::cmd("CLUSTER").arg("MYID").query(&mut self.nodes[node].connection()).unwrap()
-    }
-
-    /// The slot of a breaker's keys.
-    fn slot(&self, service: &str, breaker: &str) -> u16 {
-        let key = format!("breakerbox:{{{service}:{breaker}}}:state");
-        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut self.nodes[0].connection()).unwrap()
-    }
-
-    /// The node that serves `slot`, as node 0 sees it.
-    fn owner(&self, slot: u16) -> usize {
-        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut self.nodes[0].connection()).unwrap();
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let serves = fields[8..].iter().filter(|r| !r.starts_with('[')).any(|r| {
-                let (lo, hi) = r.split_once('-').unwrap_or((r, r));
-                (lo.parse::<u16>().unwrap()..=hi.parse::<u16>().unwrap()).contains(&slot)
-            });
-            if serves {
-                let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
-                return self.nodes.iter().position(|n| n.port() == port).unwrap();
-            }
-        }
-        panic!("no node serves slot {slot}")
-    }
-
-    /// `(state, incarnation, epoch)` of a breaker, read on the node that owns its slot.
-    fn state(&self, service: &str, breaker: &str) -> (String, String, u64) {
-        let owner = self.owner(self.slot(service, breaker));
-        fleet_state(&mut self.nodes[owner].connection(), service, breaker)
-    }
-
-    /// Moves `slot` to node `to`, keys and all, as `redis-cli --cluster reshard` does,
-    /// staying `pause` in the middle (importing on `to`, migrating on the owner: a
-    /// client is sent on with `ASK` for a key already moved). Returns the node it left.
-    fn migrate(&self, slot: u16, to: usize, pause: Duration) -> usize {
-        let from = self.owner(slot);
-        assert_ne!(from, to, "slot {slot} is already on node {to}");
-        let (from_id, to_id) = (self.id(from), self.id(to));
-        let (mut src, mut dst) = (self.nodes[from].connection(), self.nodes[to].connection());
-        let slot_arg = slot.to_string();
-        cmd(&mut dst, &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &from_id]);
-        cmd(&mut src, &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &to_id]);
-        std::thread::sleep(pause);
-        loop {
-            let keys: Vec<String> =
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query(&mut src).unwrap();
-            if keys.is_empty() {
-                break;
-            }
-            let port = self.nodes[to].port().to_string();
-            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-            migrate.extend(keys.iter().map(String::as_str));
-            cmd(&mut src, &migrate);
-        }
-        for node in [to, from].into_iter().chain((0..self.nodes.len()).filter(|n| *n != to && *n != from)) {
-            cmd(&mut self.nodes[node].connection(), &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &to_id]);
-        }
-        from
-    }
-}
 
 /// Trips propagate between two replicas through the cluster, for breakers whose slots are
 /// on different masters; the fleet's open state is where its slot's master keeps it.
@@ -142,11 +34,13 @@ impl Cluster {
 async fn cluster_trips_reconverge_across_replicas() {
     let test = "cluster_trips";
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(0);
     let connect = cluster.connect();
     let pair = Pair::start_on(|b| b.start_with(connect.clone()), config(test), 60_000).await;
-    let owners: Vec<(&str, usize)> =
-        ["orders", "during", "after", "held"].into_iter().map(|b| (b, cluster.owner(cluster.slot(test, b)))).collect();
+    let owners: Vec<(&str, usize)> = ["orders", "during", "after", "held"]
+        .into_iter()
+        .map(|b| (b, cluster.owner(cluster.slot(test, b)).expect("an owner")))
+        .collect();
     eprintln!("[{test}] the breakers' masters: {owners:?}");
 
     let t = Instant::now();
@@ -177,7 +71,7 @@ async fn cluster_trips_reconverge_across_replicas() {
 /// past the client's retries the fleet degrades until the slot has moved.
 async fn migration(test: &str, pause: Duration) {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(0);
     let connect = cluster.connect();
     let pair = Pair::start_on(|b| b.start_with(connect.clone()), config(test), 60_000).await;
     pair.open_held().await;
@@ -190,7 +84,7 @@ async fn migration(test: &str, pause: Duration) {
     let mut moves = Vec::new();
     for b in ["held", "after"] {
         let slot = cluster.slot(test, b);
-        let to = (cluster.owner(slot) + 1) % cluster.nodes.len();
+        let to = (cluster.owner(slot).expect("an owner") + 1) % cluster.nodes.len();
         let moved = tokio::task::block_in_place(|| cluster.migrate(slot, to, pause));
         moves.push((b, slot, moved, to));
     }
@@ -212,7 +106,7 @@ async fn migration(test: &str, pause: Duration) {
     let during = caller.take();
 
     for (b, slot, _, to) in &moves {
-        assert_eq!(cluster.owner(*slot), *to, "[{test}] `{b}`'s slot moved");
+        assert_eq!(cluster.owner(*slot), Some(*to), "[{test}] `{b}`'s slot moved");
     }
     let after = cluster.state(test, "held");
     eprintln!("[{test}] `held` before {before:?}, after on its new master {after:?}");

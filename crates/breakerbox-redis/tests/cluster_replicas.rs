@@ -25,247 +25,19 @@ mod support;
 #[path = "support/faults.rs"]
 mod faults;
 
-use std::process::Command;
+#[path = "support/cluster.rs"]
+mod nodes;
+
 use std::time::{Duration, Instant};
 
 use breakerbox::Breaker;
-use breakerbox_redis::{Connect, FleetEvent};
-use faults::{Pair, cmd, fleet_state, no_call_waited};
-use support::{RedisServer, config, eventually, trip};
+use breakerbox_redis::FleetEvent;
+use faults::{Pair, cmd, no_call_waited};
+use nodes::Cluster;
+use support::{config, eventually, trip};
 
 /// The tests here run one at a time: each measures call latencies.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `cluster-node-timeout`: a master that does not answer this long is failed over.
-const NODE_TIMEOUT_MS: u64 = 1000;
-
-/// One line of `CLUSTER NODES`, as one node sees the cluster.
-#[derive(Debug, Clone)]
-struct Line {
-    id: String,
-    port: u16,
-    flags: String,
-    /// The master's id, for a replica.
-    master: Option<String>,
-    slots: Vec<(u16, u16)>,
-}
-
-impl Line {
-    fn is_master(&self) -> bool {
-        self.flags.split(',').any(|f| f == "master")
-    }
-
-    /// Marked failed by the cluster (not only suspected, `fail?`: a node timeout missed
-    /// on a loaded machine).
-    fn failed(&self) -> bool {
-        self.flags.split(',').any(|f| f == "fail")
-    }
-}
-
-/// Three masters and a replica of each, every slot assigned.
-struct Cluster {
-    nodes: Vec<RedisServer>,
-    /// Nodes killed or frozen by the test: not asked.
-    down: Vec<bool>,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    &NODE_TIMEOUT_MS.to_string(),
-                    // A replica syncs at once (no 5 s wait for more replicas).
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `redis-cli` ({e}): install it with `apt-get install -y redis-tools`")
-            });
-        assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
-        let cluster = Self { down: vec![false; nodes.len()], nodes };
-        let started = Instant::now();
-        let ok = (0..2_000).any(|_| {
-            let ok = cluster.healthy();
-            if !ok {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            ok
-        });
-        assert!(ok, "the cluster is up: every node ok, every replica synced: {:#?}", cluster.lines(0));
-        eprintln!("[cluster] 3 masters, 3 replicas up and synced {:?} after `--cluster create`", started.elapsed());
-        cluster
-    }
-
-    /// Every live node says `cluster_state:ok` and sees three masters serving slots and a
-    /// live replica of each, every replica's link to its master is up.
-    fn healthy(&self) -> bool {
-        self.live().all(|n| {
-            let Ok(mut con) = self.nodes[n].client().get_connection_with_timeout(Duration::from_millis(200)) else {
-                return false;
-            };
-            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap_or_default();
-            let lines = self.lines(n);
-            let masters: Vec<&Line> = lines.iter().filter(|l| l.is_master() && !l.slots.is_empty()).collect();
-            let replicated = masters.iter().all(|m| {
-                lines.iter().any(|l| l.master.as_ref() == Some(&m.id) && !l.failed() && self.is_live_port(l.port))
-            });
-            let me = lines.iter().find(|l| l.flags.contains("myself"));
-            let link_up =
-                me.is_some_and(Line::is_master) || self.info(n, "replication").contains("master_link_status:up");
-            info.contains("cluster_state:ok") && masters.len() == 3 && replicated && link_up
-        })
-    }
-
-    fn live(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.nodes.len()).filter(|n| !self.down[*n])
-    }
-
-    fn is_live_port(&self, port: u16) -> bool {
-        self.live().any(|n| self.nodes[n].port() == port)
-    }
-
-    fn index(&self, port: u16) -> usize {
-        self.nodes.iter().position(|n| n.port() == port).expect("a node of this cluster")
-    }
-
-    fn connect(&self) -> Connect {
-        Connect::cluster(self.nodes.iter().map(RedisServer::url))
-    }
-
-    fn info(&self, node: usize, section: &str) -> String {
-        redis::cmd("INFO").arg(section).query(&mut self.nodes[node].connection()).unwrap()
-    }
-
-    /// `CLUSTER NODES`, as node `n` sees it.
-    fn lines(&self, n: usize) -> Vec<Line> {
-        let nodes: String =
-            redis::cmd("CLUSTER").arg("NODES").query(&mut self.nodes[n].connection()).unwrap_or_default();
-        nodes
-            .lines()
-            .map(|line| {
-                let f: Vec<&str> = line.split(' ').collect();
-                let slots = f[8..]
-                    .iter()
-                    .filter(|r| !r.starts_with('['))
-                    .map(|r| {
-                        let (lo, hi) = r.split_once('-').unwrap_or((r, r));
-                        (lo.parse().unwrap(), hi.parse().unwrap())
-                    })
-                    .collect();
-                Line {
-                    id: f[0].to_owned(),
-                    port: f[1].split(['@', ':']).nth(1).unwrap().parse().unwrap(),
-                    flags: f[2].to_owned(),
-                    master: (f[3] != "-").then(|| f[3].to_owned()),
-                    slots,
-                }
-            })
-            .collect()
-    }
-
-    fn id(&self, node: usize) -> String {
-        redis::cmd("CLUSTER").arg("MYID").query(&mut self.nodes[node].connection()).unwrap()
-    }
-
-    /// The slot of a breaker's keys, asked of a live node.
-    fn slot(&self, service: &str, breaker: &str) -> u16 {
-        let key = format!("breakerbox:{{{service}:{breaker}}}:state");
-        let n = self.live().next().expect("a live node");
-        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut self.nodes[n].connection()).unwrap()
-    }
-
-    /// The masters serving slots, as node `n` sees them.
-    fn masters(&self, n: usize) -> Vec<usize> {
-        self.lines(n).iter().filter(|l| l.is_master() && !l.slots.is_empty()).map(|l| self.index(l.port)).collect()
-    }
-
-    /// The master that serves `slot`, as every live node sees it (`None` while they
-    /// disagree or none does).
-    fn owner(&self, slot: u16) -> Option<usize> {
-        let mut owners = self.live().map(|n| {
-            self.lines(n)
-                .iter()
-                .find(|l| l.is_master() && !l.failed() && l.slots.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot)))
-                .map(|l| self.index(l.port))
-        });
-        let first = owners.next().flatten()?;
-        owners.all(|o| o == Some(first)).then_some(first)
-    }
-
-    /// The replica of master `m`, as `m` sees it.
-    fn replica_of(&self, m: usize) -> usize {
-        let id = self.id(m);
-        let line = self.lines(m).into_iter().find(|l| l.master.as_ref() == Some(&id)).expect("a replica");
-        self.index(line.port)
-    }
-
-    /// Node `n`'s role: `master` or `slave` (`ROLE`).
-    fn role(&self, n: usize) -> String {
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut self.nodes[n].connection()).unwrap();
-        match &role[0] {
-            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            v => format!("{v:?}"),
-        }
-    }
-
-    /// `(state, incarnation, epoch)` of a breaker, read on node `n` (`READONLY` on a
-    /// replica).
-    fn state_on(&self, n: usize, service: &str, breaker: &str) -> (String, String, u64) {
-        let mut con = self.nodes[n].connection();
-        cmd(&mut con, &["READONLY"]);
-        fleet_state(&mut con, service, breaker)
-    }
-
-    /// Every write so far on master `m` (in `slot`) is on its replica.
-    fn replicated(&self, m: usize, slot_of: &str) {
-        let mut con = self.nodes[m].connection();
-        cmd(&mut con, &["SET", &format!("{{{slot_of}}}:marker"), "1"]);
-        let acked: i64 = redis::cmd("WAIT").arg(1).arg(1_000).query(&mut con).unwrap();
-        assert_eq!(acked, 1, "the replica of node {m} acknowledged");
-    }
-
-    /// Moves `slot` to master `to`, keys and all, as `redis-cli --cluster reshard` does
-    /// (as `tests/cluster.rs`; `SETSLOT ... NODE` to the masters only, the replicas
-    /// learn it from theirs). Returns the master it left.
-    fn migrate(&self, slot: u16, to: usize) -> usize {
-        let from = self.owner(slot).expect("an owner");
-        assert_ne!(from, to, "slot {slot} is already on node {to}");
-        let (from_id, to_id) = (self.id(from), self.id(to));
-        let (mut src, mut dst) = (self.nodes[from].connection(), self.nodes[to].connection());
-        let slot_arg = slot.to_string();
-        cmd(&mut dst, &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &from_id]);
-        cmd(&mut src, &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &to_id]);
-        loop {
-            let keys: Vec<String> =
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query(&mut src).unwrap();
-            if keys.is_empty() {
-                break;
-            }
-            let port = self.nodes[to].port().to_string();
-            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-            migrate.extend(keys.iter().map(String::as_str));
-            cmd(&mut src, &migrate);
-        }
-        for node in [to, from].into_iter().chain(self.masters(to).into_iter().filter(|n| *n != to && *n != from)) {
-            cmd(&mut self.nodes[node].connection(), &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &to_id]);
-        }
-        from
-    }
-}
 
 /// Polls `cond` (blocking: Redis queries) every 10 ms until it holds, at most `within`;
 /// returns how long it took, or panics naming `what`.
@@ -351,7 +123,7 @@ async fn follows(test: &str, cluster: &Cluster, name: &str, moved: &[Breaker; 2]
 async fn cluster_slot_migration_while_replicas_sync() {
     let test = "cluster_replicas_migration";
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(1);
     let (pair, caller, baseline) = fleet(test, &cluster, config(test)).await;
     let held = cluster.slot(test, "held");
     let from = cluster.owner(held).unwrap();
@@ -369,7 +141,7 @@ async fn cluster_slot_migration_while_replicas_sync() {
         masters.sort_unstable();
         let to = masters[(masters.iter().position(|m| *m == from).unwrap() + 1) % masters.len()];
         let (src_replica, dst_replica) = (cluster.replica_of(from), cluster.replica_of(to));
-        let moved = tokio::task::block_in_place(|| cluster.migrate(slot, to));
+        let moved = tokio::task::block_in_place(|| cluster.migrate(slot, to, Duration::ZERO));
         moves.push((b, slot, moved, to, src_replica, dst_replica));
     }
     let took = started.elapsed();
@@ -426,7 +198,7 @@ async fn cluster_slot_migration_while_replicas_sync() {
 async fn cluster_manual_failover() {
     let test = "cluster_manual_failover";
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(1);
     let (pair, caller, baseline) = fleet(test, &cluster, config(test)).await;
     let slot = cluster.slot(test, "held");
     let master = cluster.owner(slot).unwrap();
@@ -479,7 +251,7 @@ async fn cluster_manual_failover() {
 /// replica, the trip made meanwhile is voted, `held` is as it was.
 async fn master_lost(test: &str, kill: bool, subscribed: bool) {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start(1);
     // Subscribed: refreshes (which carry trips too) seldom, as by default, so that only
     // pushes propagate quickly.
     let config = if subscribed { config(test).refresh_interval(Duration::from_secs(1)) } else { config(test) };
@@ -618,7 +390,7 @@ async fn cluster_subscribed_master_frozen_replica_promoted() {
 async fn cluster_with_a_frozen_seed() {
     let test = "cluster_frozen_seed";
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start(1);
     let frozen = cluster.replica_of(cluster.owner(cluster.slot(test, "held")).unwrap());
     cluster.nodes[frozen].pause();
     cluster.down[frozen] = true;
