@@ -121,6 +121,14 @@ mod _core {
     use super::fleet::Fleet;
     #[pymodule_export]
     use super::{_set_open_error, Breaker, Permit, Rejected};
+
+    /// `OPTIONS`: the keywords the options reader takes, so that the Python side forwards
+    /// the same ones (its constructors spell their signatures out).
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods as _;
+        m.add("OPTIONS", pyo3::types::PyTuple::new(m.py(), super::template::OPTIONS)?)
+    }
 }
 
 /// A circuit breaker: opens after `failure_threshold` consecutive failures (or at a

@@ -468,3 +468,25 @@ def test_a_listener_that_refers_to_its_breaker_is_collected():
     hosts = BreakerFamily(on_state_change=listener)
     assert referents(hosts._core) == sorted(map(id, [listener, listener]))
     assert referents(hosts.get("k")._core) == []
+
+
+def test_every_keyword_of_both_constructors_reaches_the_core():
+    # Each constructor spells its signature out and hands its arguments to one reader
+    # (`_options`): a keyword in a signature that the reader does not know would be
+    # accepted and ignored.
+    import inspect
+
+    import breakerbox
+
+    original = {"self", "failure_threshold", "open_wait", "half_open_probes", "name"}
+    for cls, extra in ((Breaker, set()), (BreakerFamily, {"max_breakers"})):
+        keywords = set(inspect.signature(cls.__init__).parameters) - original - extra
+        assert keywords == set(breakerbox._KEYWORDS), cls
+    # And each of them changes the breaker: a failure rate is taken, not dropped.
+    b = Breaker(failure_rate=0.5, window_calls=4, min_calls=4)
+    for outcome in (True, False, True, False):
+        try:
+            b.call(lambda ok=outcome: None if ok else 1 / 0)
+        except ZeroDivisionError:
+            pass
+    assert b.state == "open"

@@ -218,30 +218,29 @@ def _name(value: Any) -> Optional[str]:
     return value
 
 
-def _options(
-    failure_threshold: Optional[int],
-    open_wait: Any,
-    half_open_probes: int,
-    name: Optional[str],
-    **options: Any,
-) -> Dict[str, Any]:
-    """The keyword arguments of ``_core.Breaker`` and ``_core.BreakerFamily``: the
-    original four checked here (their messages say what each is for), the others
-    (``failure_rate``, ``window``, ``window_calls``, ``min_calls``, ``slow_call_duration``,
-    ``slow_call_rate``, ``max_open_wait``,
-    ``open_wait_jitter``, ``failure_on``, ``is_failure``, ``on_state_change``) by the
-    core's one reader of options (``src/template.rs``). ``None`` leaves one out."""
+# The keyword-only options of ``Breaker`` and ``BreakerFamily``: those the core's one
+# reader of options (``src/template.rs``) takes besides the original four.
+_KEYWORDS = tuple(k for k in _core.OPTIONS if k not in ("failure_threshold", "open_wait", "half_open_probes", "name"))
+
+
+def _options(arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """The keyword arguments of ``_core.Breaker`` and ``_core.BreakerFamily`` from a
+    constructor's arguments (its ``locals()``: each constructor spells its signature
+    out, for help and type checkers, and hands it here whole). The original four are
+    checked here (their messages say what each is for); the others (``_KEYWORDS``) by
+    the core. ``None`` leaves one out."""
+    failure_threshold = arguments["failure_threshold"]
     if failure_threshold is not None:
         failure_threshold = _count("failure_threshold", failure_threshold, "consecutive failures that open the breaker")
     given = {
         "failure_threshold": failure_threshold,
-        "open_wait": _seconds("open_wait", open_wait, "how long the breaker stays open"),
+        "open_wait": _seconds("open_wait", arguments["open_wait"], "how long the breaker stays open"),
         "half_open_probes": _count(
-            "half_open_probes", half_open_probes, "trial calls at once while half-open", _MAX_PROBES
+            "half_open_probes", arguments["half_open_probes"], "trial calls at once while half-open", _MAX_PROBES
         ),
-        "name": _name(name),
+        "name": _name(arguments["name"]),
     }
-    given.update(options)
+    given.update((k, arguments[k]) for k in _KEYWORDS)
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -334,25 +333,7 @@ class Breaker:
         on_state_change: Optional[Callable[[str, str, str], Any]] = None,
     ) -> None:
         # failure_threshold=None: 5, unless failure_rate is given.
-        self._core = _core.Breaker(
-            **_options(
-                failure_threshold,
-                open_wait,
-                half_open_probes,
-                name,
-                failure_rate=failure_rate,
-                window=window,
-                window_calls=window_calls,
-                min_calls=min_calls,
-                slow_call_duration=slow_call_duration,
-                slow_call_rate=slow_call_rate,
-                max_open_wait=max_open_wait,
-                open_wait_jitter=open_wait_jitter,
-                failure_on=failure_on,
-                is_failure=is_failure,
-                on_state_change=on_state_change,
-            )
-        )
+        self._core = _core.Breaker(**_options(locals()))
         self._permits: contextvars.ContextVar[tuple] = contextvars.ContextVar("breakerbox.permits", default=())
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from typing import Any, Callable, Dict, Optional, Union
 
+OPTIONS: tuple[str, ...]
+
 def _set_open_error(cls: type) -> None: ...
 
 class Breaker:

@@ -50,26 +50,7 @@ class BreakerFamily:
         is_failure: Optional[Callable[[BaseException], Any]] = None,
         on_state_change: Optional[Callable[[str, str, str], Any]] = None,
     ) -> None:
-        self._core = _core.BreakerFamily(
-            max_breakers=max_breakers,
-            **_options(
-                failure_threshold,
-                open_wait,
-                half_open_probes,
-                name,
-                failure_rate=failure_rate,
-                window=window,
-                window_calls=window_calls,
-                min_calls=min_calls,
-                slow_call_duration=slow_call_duration,
-                slow_call_rate=slow_call_rate,
-                max_open_wait=max_open_wait,
-                open_wait_jitter=open_wait_jitter,
-                failure_on=failure_on,
-                is_failure=is_failure,
-                on_state_change=on_state_change,
-            ),
-        )
+        self._core = _core.BreakerFamily(max_breakers=max_breakers, **_options(locals()))
 
     def call(self, key: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Calls ``fn(*args, **kwargs)`` through the breaker for ``key``, as
