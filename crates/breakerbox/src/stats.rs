@@ -235,3 +235,33 @@ pub struct Metrics {
     /// (0.0 without a throttle, and whenever the breaker is not closed).
     pub reject_probability: f64,
 }
+
+#[cfg(all(test, not(breakerbox_loom)))]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A thread that exits gives back its own slot and no other: a live thread's slot
+    /// stays its own, so no two live threads ever write one stripe with plain stores
+    /// (which would lose counts).
+    #[test]
+    fn a_thread_exiting_gives_back_only_its_own_slot() {
+        let (slot_tx, slot_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let live = std::thread::spawn(move || {
+            slot_tx.send(SLOT.with(|s| s.0.get())).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let i = slot_rx.recv().unwrap();
+        if i != NO_SLOT {
+            for _ in 0..4 {
+                let other = std::thread::spawn(|| SLOT.with(|s| s.0.get())).join().unwrap();
+                assert_ne!(other, i, "a live thread's slot is not handed out");
+            }
+            assert_ne!(SLOTS.load(Ordering::Relaxed) & (1 << i), 0, "still claimed by the live thread");
+        }
+        done_tx.send(()).unwrap();
+        live.join().unwrap();
+    }
+}

@@ -234,6 +234,25 @@ fn a_late_outcome_from_an_older_generation_never_changes_the_state() {
 }
 
 #[test]
+fn an_owned_permit_reports_as_a_borrowed_one() {
+    let clock = ManualClock::new();
+    let b = builder(&clock, 3, 1).build().unwrap();
+    let counts = |b: &Breaker| {
+        let m = b.metrics();
+        (m.successes, m.failures, m.ignored, m.consecutive_failures)
+    };
+    b.try_acquire_owned().unwrap().failure();
+    assert_eq!(counts(&b), (0, 1, 0, 1));
+    b.try_acquire_owned().unwrap().ignore();
+    assert_eq!(counts(&b), (0, 1, 1, 1), "ignored: counted as such, the streak kept");
+    b.try_acquire_owned().unwrap().release();
+    drop(b.try_acquire_owned().unwrap());
+    assert_eq!(counts(&b), (0, 1, 1, 1), "released or dropped at once: nothing counted");
+    b.try_acquire_owned().unwrap().success();
+    assert_eq!(counts(&b), (1, 1, 1, 0));
+}
+
+#[test]
 fn ignored_outcomes_touch_nothing() {
     let clock = ManualClock::new();
     let b = builder(&clock, 3, 1).build().unwrap();

@@ -179,7 +179,13 @@ fn every_invalid_key_gives_a_named_error() {
     let parse_errors = [
         ("consecutive_failure = 3", "consecutive_failure"),
         ("open_wait = \"soon\"", "invalid duration \"soon\""),
-        ("open_wait = { base = \"1s\" }", "max"),
+        ("open_wait = { base = \"1s\" }", "missing field `max`"),
+        ("open_wait = { max = \"1s\" }", "missing field `base`"),
+        // A value of the wrong type: the error says what the key takes.
+        ("open_wait = 30", "expected a duration (\"30s\") or a table with `fixed`, or `base` and `max`"),
+        ("hung_after = 30", "expected a duration such as \"30s\" or \"250ms\""),
+        ("cancel_counts_after = 5", "expected a duration such as \"1s\", or \"never\""),
+        ("open_wait = { fixed = \"1s\", jitter = true }", "expected a fraction from 0.0 to 1.0"),
         ("open_wait = { fixed = \"1s\", base = \"1s\", max = \"2s\" }", "not both"),
         ("open_wait = { fixd = \"1s\" }", "fixd"),
         ("failure_rate = { threshold = 0.5, window = -3 }", "negative"),

@@ -49,3 +49,14 @@ fn a_builder_shows_how_many_listeners_it_has() {
     let shown = format!("{builder:?}");
     assert!(shown.contains("Listeners { transition: 2, rejection: 0, outcome: 0 }"), "{shown}");
 }
+
+#[test]
+fn permits_show_their_breaker_and_the_state_they_were_admitted_in() {
+    let b = Breaker::builder().name("inventory").build().unwrap();
+    let permit = b.try_acquire().unwrap();
+    assert_eq!(format!("{permit:?}"), r#"Permit { breaker: "inventory", admitted_in: Closed }"#);
+    permit.success();
+    let owned = b.try_acquire_owned().unwrap();
+    assert_eq!(format!("{owned:?}"), r#"OwnedPermit { breaker: "inventory", admitted_in: Closed }"#);
+    owned.success();
+}
