@@ -103,7 +103,7 @@ fn trace_transition(t: &Transition<'_>) {
 
 #[cfg(feature = "metrics")]
 mod metrics_impl {
-    use std::sync::{Once, OnceLock};
+    use std::sync::OnceLock;
 
     use metrics::{Counter, Gauge, Unit, counter, describe_counter, describe_gauge, gauge};
 
@@ -157,23 +157,25 @@ mod metrics_impl {
         transitions: [[OnceLock<Counter>; STATES]; STATES],
     }
 
+    /// Describes the series (unit, help text) to the recorder in place now: at every
+    /// breaker's build, not once per process, so that a recorder installed after the
+    /// first breaker was built (or a scoped one, `metrics::with_local_recorder`) gets
+    /// them too. A recorder keeps the last description of a name; a build is not a hot
+    /// path.
     fn describe() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            describe_counter!(
-                MetricNames::CALLS,
-                Unit::Count,
-                "Calls by outcome: success, failure, ignored, rejected (by reason)"
-            );
-            describe_counter!(MetricNames::SLOW_CALLS, Unit::Count, "Calls a slow-call rule found slow");
-            describe_counter!(MetricNames::TRANSITIONS, Unit::Count, "State changes, by from and to");
-            describe_gauge!(MetricNames::STATE, "1 for the breaker's current state, 0 for the others");
-            describe_counter!(
-                MetricNames::SHADOW_REJECTIONS,
-                Unit::Count,
-                "Calls admitted in shadow mode that the breaker would have rejected, by reason"
-            );
-        });
+        describe_counter!(
+            MetricNames::CALLS,
+            Unit::Count,
+            "Calls by outcome: success, failure, ignored, rejected (by reason)"
+        );
+        describe_counter!(MetricNames::SLOW_CALLS, Unit::Count, "Calls a slow-call rule found slow");
+        describe_counter!(MetricNames::TRANSITIONS, Unit::Count, "State changes, by from and to");
+        describe_gauge!(MetricNames::STATE, "1 for the breaker's current state, 0 for the others");
+        describe_counter!(
+            MetricNames::SHADOW_REJECTIONS,
+            Unit::Count,
+            "Calls admitted in shadow mode that the breaker would have rejected, by reason"
+        );
     }
 
     impl Handles {

@@ -147,6 +147,62 @@ mod metrics_series {
         assert_eq!(get("breakerbox_state", "breaker=payments,state=open"), 0.0);
         assert_eq!(get("breakerbox_state", "breaker=payments,state=half_open"), 0.0);
     }
+
+    /// Shadow mode's would-be rejections, one series per reason; and every series is
+    /// described (unit and help text) to the recorder in place when a breaker is built.
+    #[test]
+    fn shadow_rejections_are_counted_by_reason_and_every_series_is_described() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let clock = ManualClock::new();
+            let b = Breaker::builder()
+                .name("audit")
+                .policy(Policy::consecutive_failures(1))
+                .open_wait(OpenWait::fixed(Duration::from_secs(5)))
+                .shadow(true)
+                .clock(clock.clone())
+                .build()
+                .unwrap();
+            b.try_acquire().unwrap().failure();
+            // Open: admitted, a would-be rejection for `open`.
+            b.try_acquire().unwrap().ignore();
+            clock.advance(Duration::from_secs(5));
+            // Half-open, its one probe slot taken: `half_open_full`.
+            let probe = b.try_acquire().unwrap();
+            b.try_acquire().unwrap().ignore();
+            probe.release();
+            // Forced open: `forced_open`.
+            b.force_open();
+            b.try_acquire().unwrap().ignore();
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        let shadow = |reason: &str| {
+            snapshot
+                .iter()
+                .find(|(k, _, _, _)| {
+                    k.key().name() == "breakerbox_shadow_rejections_total"
+                        && k.key().labels().any(|l| l.key() == "reason" && l.value() == reason)
+                })
+                .map(|(_, _, _, v)| v)
+        };
+        for reason in ["open", "half_open_full", "forced_open"] {
+            assert_eq!(shadow(reason), Some(&DebugValue::Counter(1)), "{reason}: {snapshot:#?}");
+        }
+        for name in [
+            "breakerbox_calls_total",
+            "breakerbox_transitions_total",
+            "breakerbox_state",
+            "breakerbox_shadow_rejections_total",
+        ] {
+            let described = snapshot.iter().find(|(k, _, _, _)| k.key().name() == name);
+            let (_, unit, help, _) = described.unwrap_or_else(|| panic!("{name} missing"));
+            assert!(help.as_ref().is_some_and(|h| !h.is_empty()), "{name} has its help text");
+            if name != "breakerbox_state" {
+                assert_eq!(*unit, Some(metrics::Unit::Count), "{name}");
+            }
+        }
+    }
 }
 
 #[test]
