@@ -122,3 +122,19 @@ fn a_family_from_a_shadow_template_makes_shadow_breakers() {
     assert!(b.try_acquire().is_ok(), "shadow mode admits what it would reject");
     assert_eq!(b.metrics().would_reject, 1);
 }
+
+/// The throttle's bounds are inclusive as their errors say: 1 to 1000 buckets, at least
+/// 1 ms a bucket.
+#[test]
+fn the_throttles_bounds_hold_at_their_edges() {
+    use breakerbox::Throttle;
+    let build = |t: Throttle| Breaker::builder().throttle(t).build().map(drop).map_err(|e| e.field().to_owned());
+    let ms = Duration::from_millis;
+    assert_eq!(build(Throttle::new().buckets(1000).window(ms(1000))), Ok(()));
+    assert_eq!(build(Throttle::new().buckets(1001).window(ms(2000))), Err("throttle.buckets".to_owned()));
+    assert_eq!(build(Throttle::new().buckets(10).window(ms(10))), Ok(()), "exactly 1 ms a bucket");
+    assert_eq!(
+        build(Throttle::new().buckets(10).window(Duration::from_micros(9_990))),
+        Err("throttle.window".to_owned())
+    );
+}
