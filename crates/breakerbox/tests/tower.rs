@@ -120,6 +120,11 @@ async fn a_dropped_response_future_frees_its_permit() {
         let mut fut = pin!(svc.ready().await.unwrap().call(()));
         assert!(fut.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
         assert_eq!(b.metrics().probes_in_flight, 1);
+        let shown = format!("{fut:?}");
+        assert!(
+            shown.starts_with("ResponseFuture { permit: Some(OwnedPermit { breaker: \"svc\", admitted_in: HalfOpen })"),
+            "{shown}"
+        );
     } // dropped, as a timeout or a cancelled request would
     assert_eq!(b.metrics().probes_in_flight, 0);
     assert_eq!((b.metrics().successes, b.metrics().failures), (0, 2), "nothing recorded");
