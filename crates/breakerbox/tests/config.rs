@@ -186,6 +186,10 @@ fn every_invalid_key_gives_a_named_error() {
         ("hung_after = 30", "expected a duration such as \"30s\" or \"250ms\""),
         ("cancel_counts_after = 5", "expected a duration such as \"1s\", or \"never\""),
         ("open_wait = { fixed = \"1s\", jitter = true }", "expected a fraction from 0.0 to 1.0"),
+        (
+            "failure_rate = { threshold = 0.5, window = true }",
+            "expected a number of calls (100) or a duration (\"60s\")",
+        ),
         ("open_wait = { fixed = \"1s\", base = \"1s\", max = \"2s\" }", "not both"),
         ("open_wait = { fixd = \"1s\" }", "fixd"),
         ("failure_rate = { threshold = 0.5, window = -3 }", "negative"),

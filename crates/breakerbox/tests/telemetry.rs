@@ -5,6 +5,17 @@ use std::time::Duration;
 
 use breakerbox::{Breaker, ManualClock, OpenWait, Policy};
 
+/// The tests here run one at a time. `tracing` caches each callsite's interest for
+/// every thread: a test whose breaker hits a callsite on another thread, with no
+/// subscriber there, while the scoped subscriber of the tracing test is being set up,
+/// can leave that callsite disabled for it (it then saw no events at all, once, on a
+/// loaded machine).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn breaker(clock: &ManualClock) -> Breaker {
     Breaker::builder()
         .name("payments")
@@ -68,6 +79,7 @@ mod tracing_events {
 
     #[test]
     fn state_changes_and_rejections_are_traced_and_successes_are_not() {
+        let _serial = serial();
         let recorder = Recorder::default();
         let subscriber = tracing_subscriber::registry().with(recorder.clone());
         tracing::subscriber::with_default(subscriber, || {
@@ -110,6 +122,7 @@ mod metrics_series {
 
     #[test]
     fn the_documented_series_carry_the_right_values() {
+        let _serial = serial();
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
@@ -152,6 +165,7 @@ mod metrics_series {
     /// described (unit and help text) to the recorder in place when a breaker is built.
     #[test]
     fn shadow_rejections_are_counted_by_reason_and_every_series_is_described() {
+        let _serial = serial();
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
@@ -207,6 +221,7 @@ mod metrics_series {
 
 #[test]
 fn the_story_runs_without_any_telemetry_feature() {
+    let _serial = serial();
     let clock = ManualClock::new();
     story(&clock, &breaker(&clock));
 }
