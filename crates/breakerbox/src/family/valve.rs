@@ -219,6 +219,22 @@ mod tests {
         assert!(newer(5, 4));
         assert!(!newer(4, 5));
         assert!(!newer(4, 4));
+        // Exactly half the space apart: neither is newer.
+        assert!(newer((1 << 34) - 1, 0));
+        assert!(!newer(1 << 34, 0));
+        assert!(!newer(0, 1 << 34));
+    }
+
+    #[test]
+    fn a_member_that_leaves_closed_takes_nothing_from_the_open_count() {
+        let v = valve(0.5, 10);
+        let (open, closed) = (Seat::new(v.clone()), Seat::new(v.clone()));
+        open.publish(1, true);
+        closed.publish(1, false);
+        assert_eq!(v.open(), 1);
+        closed.leave();
+        assert_eq!(v.open(), 1, "only an open member's leaving lowers the count");
+        assert_eq!(format!("{v:?}"), "Valve { max_open_fraction: 0.5, open: 1, .. }");
     }
 
     #[test]
