@@ -663,9 +663,7 @@ impl Member {
                     // Keep holding, and restore the fleet's open state with what is left
                     // of it; the reply (or another replica's restore) is applied then.
                     let restore = until.saturating_duration_since(now).max(Duration::from_millis(1));
-                    if self.unrestored.is_none() {
-                        self.unrestored = Some(seen.clone());
-                    }
+                    self.unrestored.get_or_insert_with(|| seen.clone());
                     self.seen = Some(Seen { inc: snap.inc.clone(), epoch: snap.epoch, reapply: true });
                     fx.ops.push(Op::Report {
                         calls: 0,
