@@ -309,6 +309,10 @@ fn bump(word: &AtomicU64, k: u64, add: impl Fn(u64) -> Option<u64>) -> Option<u6
 mod tests {
     use super::*;
 
+    /// Keys repeat every `EMPTY` = 2^24 − 1 buckets, a multiple of 3: with 3 buckets, a
+    /// bucket and the one `EMPTY` later share their slot and their key.
+    const ALIAS: u64 = 1 + EMPTY;
+
     #[test]
     fn count_window_slides() {
         let w = CountWindow::new(4);
@@ -340,6 +344,62 @@ mod tests {
     }
 
     #[test]
+    fn count_window_partial_fill_past_one_word_ignores_an_older_generations_bits() {
+        // 128 slots are two bitmap words. Generation 1 fills the window with failures;
+        // generation 2 records 70 successes, which overwrite slots 0..70 only. Slots
+        // 70..128 still hold generation 1's failures and must not count: the mask of the
+        // second word is cut at the 6 slots of it that generation 2 recorded.
+        let w = CountWindow::new(128);
+        for _ in 0..128 {
+            w.record(1, true, true, || true);
+        }
+        // Full, and a whole number of words: every bit of both counts, none masked.
+        assert_eq!(w.counts(1), Counts { calls: 128, failures: 128, slow: 128 });
+        for _ in 0..70 {
+            w.record(2, false, false, || true);
+        }
+        assert_eq!(w.counts(2), Counts { calls: 70, failures: 0, slow: 0 });
+        w.record(2, true, false, || true);
+        assert_eq!(w.counts(2), Counts { calls: 71, failures: 1, slow: 0 });
+    }
+
+    #[test]
+    fn count_window_cursor_stays_within_two_sizes_as_it_walks_the_ring() {
+        // The count is kept in [size, 2 * size) once full: it never reaches the 40 bits
+        // of the cursor, where a wrap would drop the window back to partly filled.
+        let w = CountWindow::new(3);
+        for k in 1..=1_000u64 {
+            w.record(7, k % 5 == 0, false, || true);
+            let count = w.cursor.load(Ordering::Relaxed) & COUNT_MASK;
+            assert!(count < 2 * 3, "count {count} after {k} records");
+            assert_eq!(count % 3, k % 3, "the ring's next slot after {k} records");
+            // The last three calls: failures where k % 5 == 0.
+            let failures = (k.saturating_sub(2)..=k).filter(|j| *j > 0 && j % 5 == 0).count() as u64;
+            assert_eq!(w.counts(7), Counts { calls: k.min(3), failures, slow: 0 }, "after {k} records");
+        }
+    }
+
+    #[test]
+    fn trailing_successes_walk_back_from_the_newest_call() {
+        let w = CountWindow::new(4);
+        assert_eq!(w.trailing_successes(0), 0);
+        for failed in [true, false, false] {
+            w.record(0, failed, false, || true);
+        }
+        // Slot 3 is not recorded yet, and the walk stops at the failure in slot 0.
+        assert_eq!(w.trailing_successes(0), 2);
+        // Once full, the ring wraps: the newest call (slot 1, the sixth) walks back
+        // through slot 0 (the fifth) to the failure in slot 3 (the fourth).
+        for failed in [true, false, false] {
+            w.record(0, failed, false, || true);
+        }
+        assert_eq!(w.trailing_successes(0), 2);
+        w.record(0, true, false, || true);
+        assert_eq!(w.trailing_successes(0), 0);
+        assert_eq!(w.trailing_successes(1), 0, "another generation's window is empty");
+    }
+
+    #[test]
     fn time_window_forgets_old_buckets() {
         let w = TimeWindow::new(10_000, 10); // 10 buckets of 1,000 ns
         w.record(1, 500, true, false);
@@ -365,18 +425,54 @@ mod tests {
 
     #[test]
     fn time_window_clears_buckets_that_calls_skipped() {
-        // Calls every other bucket never write the odd slots; those must not keep
-        // buckets older than the window (here: bucket 1, whose key bucket 1 + 2^24
-        // would share).
-        let w = TimeWindow::new(8, 8);
+        // Calls in every bucket but those of slot 1 (t % 3 == 1) never write slot 1;
+        // each skips one bucket of it, within the window, and must empty it. Else slot 1
+        // keeps bucket 1 until bucket `ALIAS`, which shares its key, reads it back.
+        let w = TimeWindow::new(3, 3);
         w.record(1, 1, true, false);
-        let mut t = 2;
-        while t < 1 << 24 {
+        for t in (2..ALIAS).filter(|t| t % 3 != 1) {
             w.record(1, t, false, false);
-            t += 2;
         }
-        let alias = (1 << 24) + 1;
-        assert_eq!(w.counts(1, alias).failures, 0);
+        w.record(1, ALIAS, false, false);
+        assert_eq!(w.counts(1, ALIAS).failures, 0);
+    }
+
+    #[test]
+    fn time_window_clears_every_slot_after_a_whole_window_of_silence() {
+        let w = TimeWindow::new(3, 3); // 3 buckets of 1 ns
+        w.record(1, 1, true, false);
+        assert_eq!((ALIAS % 3, key(1, ALIAS)), (1, key(1, 1)), "bucket 1's slot and key");
+        // One call just before the alias: a jump of more than the window, which
+        // empties every slot, bucket 1's too.
+        w.record(1, ALIAS - 1, false, false);
+        w.record(1, ALIAS, false, false);
+        assert_eq!(w.counts(1, ALIAS), Counts { calls: 2, failures: 0, slow: 0 });
+    }
+
+    #[test]
+    fn time_window_clears_the_slot_of_a_bucket_skipped_within_the_window() {
+        // Generation G's bucket 7 has the key of generation 1's bucket 1 (keys are 24
+        // bits), in the same slot. Skipping bucket 4 (the slot's bucket in between) must
+        // empty the slot, so that bucket 7 starts from zero.
+        const G: u64 = 880_572;
+        assert_eq!((key(G, 7), key(G, 4) == key(1, 1)), (key(1, 1), false));
+        let w = TimeWindow::new(3, 3);
+        w.record(1, 1, true, true);
+        for now in [3, 5, 6, 7] {
+            w.record(G, now, false, false);
+        }
+        assert_eq!(w.counts(G, 7), Counts { calls: 3, failures: 0, slow: 0 });
+    }
+
+    #[test]
+    fn a_full_bucket_stops_counting_failures_too() {
+        let w = TimeWindow::new(1_000, 1);
+        for _ in 0..FIELD_MASK {
+            w.record(0, 0, false, false);
+        }
+        w.record(0, 0, true, true);
+        // Counting the failure but not the call would bias the rate upward.
+        assert_eq!(w.counts(0, 0), Counts { calls: FIELD_MASK, failures: 0, slow: 0 });
     }
 
     #[test]

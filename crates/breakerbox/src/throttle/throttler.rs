@@ -187,6 +187,9 @@ mod tests {
         assert_eq!(r.probability(0, 0), 0.0);
         // Below the minimum volume: nothing, however bad.
         assert_eq!(r.probability(19, 0), 0.0);
+        // At the minimum it acts: (20 − 2·5) / 21, and 20 / 21 capped.
+        assert!((r.probability(20, 5) - 10.0 / 21.0).abs() < 1e-12);
+        assert_eq!(r.probability(20, 0), 0.9);
         // Healthy: R ≤ k·A.
         assert_eq!(r.probability(100, 100), 0.0);
         assert_eq!(r.probability(100, 50), 0.0);
@@ -223,6 +226,19 @@ mod tests {
         assert_eq!(t.current(0), 0);
         // In bucket 1 it is recomputed: (30 − 0) / 31, capped at 0.9.
         assert_eq!(t.current(SECOND), fixed(0.9));
+    }
+
+    #[test]
+    fn p_is_recomputed_at_every_64th_request_of_a_bucket() {
+        let t = Throttler::new(&Throttle::new().window(Duration::from_secs(10)).buckets(10));
+        assert_eq!(t.current(0), 0); // computed, and stored for bucket 0
+        for _ in 0..RECOMPUTE_EVERY - 1 {
+            t.count_request(0);
+        }
+        assert_eq!(t.current(0), 0, "63 requests: still the p of bucket 0's start");
+        t.count_request(0);
+        // The 64th: (64 − 0) / 65, capped at 0.9.
+        assert_eq!(t.current(0), fixed(0.9));
     }
 
     #[test]
