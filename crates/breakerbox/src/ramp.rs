@@ -372,6 +372,17 @@ mod tests {
     }
 
     #[test]
+    fn a_ramp_read_after_its_end_admits_everything() {
+        let r = Ramp::new().duration(Duration::from_secs(10)).rule();
+        const SECOND: u64 = 1_000_000_000;
+        let end = 50 * SECOND;
+        assert_eq!(r.fraction_at(end, Some(end)), ONE);
+        // A caller that read the clock after the end, before the ramp closed.
+        assert_eq!(r.fraction_at(end + 1, Some(end)), ONE);
+        assert!(r.fraction_at(end - SECOND, Some(end)) < ONE);
+    }
+
+    #[test]
     fn history_keeps_the_window() {
         let r = Ramp::new().window(4).min_calls(2).abort_after(3).rule();
         let mut h = History::EMPTY;
@@ -380,8 +391,16 @@ mod tests {
             h = r.push(h, failed);
         }
         assert_eq!((h.len(), h.failures(), h.streak()), (4, 3, 2));
+        assert_eq!(h.successes_streak(), 0);
         h = r.push(h, false); // drops the oldest failure
         assert_eq!((h.len(), h.failures(), h.streak()), (4, 2, 0));
+        assert_eq!(h.successes_streak(), 1);
+        // All successes: the streak is the window's length, not the word's zero bits.
+        for _ in 0..4 {
+            h = r.push(h, false);
+        }
+        assert_eq!((h.len(), h.failures(), h.successes_streak()), (4, 0, 4));
+        assert_eq!(History::EMPTY.successes_streak(), 0);
         assert_eq!(History(0).len(), 0);
         let full = Ramp::new().window(MAX_RAMP_WINDOW).abort_after(1).min_calls(1).rule();
         let mut h = History::EMPTY;

@@ -213,6 +213,36 @@ mod tests {
     fn draws_are_uniform_enough() {
         let below_half = (0..100_000).filter(|_| draw() < u32::MAX / 2).count();
         assert!((49_000..51_000).contains(&below_half), "{below_half}");
+        // 16 equal bins, and pairs of consecutive draws (each half then each half), by
+        // chi-square: 50 with 15 degrees of freedom and 30 with 3 are each about one in
+        // 100,000 for a uniform, independent draw.
+        let draws: Vec<u32> = (0..65_536).map(|_| draw()).collect();
+        let chi_square = |bins: &[u32], total: usize| {
+            let expected = total as f64 / bins.len() as f64;
+            bins.iter().map(|&b| (f64::from(b) - expected).powi(2) / expected).sum::<f64>()
+        };
+        let mut bins = [0u32; 16];
+        draws.iter().for_each(|d| bins[(d >> 28) as usize] += 1);
+        assert!(chi_square(&bins, draws.len()) < 50.0, "{bins:?}");
+        let mut pairs = [0u32; 4];
+        draws.windows(2).for_each(|w| pairs[((w[0] >> 31) * 2 + (w[1] >> 31)) as usize] += 1);
+        assert!(chi_square(&pairs, draws.len() - 1) < 30.0, "{pairs:?}");
+    }
+
+    #[test]
+    fn each_thread_draws_its_own_sequence() {
+        // Threads on one sequence would reject in lock-step. 4 threads × 16 draws of 32
+        // bits: a value in common by chance is about one in two million.
+        let draws: Vec<Vec<u32>> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..16).map(|_| draw()).collect()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let mut all: Vec<u32> = draws.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 64, "{draws:?}");
     }
 
     #[test]
@@ -226,6 +256,13 @@ mod tests {
         assert_eq!(t.current(0), 0);
         // In bucket 1 it is recomputed: (30 − 0) / 31, capped at 0.9.
         assert_eq!(t.current(SECOND), fixed(0.9));
+        // And kept for the rest of bucket 1, though 30 accepts would now make it 0.
+        for _ in 0..30 {
+            t.accept(SECOND + 1);
+        }
+        assert_eq!(t.probability(SECOND + 1), 0.0);
+        assert_eq!(t.current(SECOND + 1), fixed(0.9));
+        assert_eq!(t.current(2 * SECOND), 0, "recomputed in bucket 2");
     }
 
     #[test]
