@@ -465,6 +465,21 @@ mod tests {
     }
 
     #[test]
+    fn clearing_keeps_a_skipped_bucket_that_a_late_call_opened() {
+        // The interleaving, replayed in order: caller B (bucket 5) moves `newest` from
+        // 1 to 5 and is preempted before clearing buckets 2 to 4; caller A (bucket 3,
+        // its clock read earlier) counts its failure in bucket 3, within the window;
+        // then B clears. A's call must stay counted.
+        let w = TimeWindow::new(8, 8);
+        w.record(1, 1, false, false);
+        assert_eq!(w.newest.fetch_max(5, Ordering::Relaxed), 1); // B
+        w.record(1, 3, true, false); // A
+        w.clear_skipped(1, 1, 5); // B, resumed
+        w.record(1, 5, false, false);
+        assert_eq!(w.counts(1, 5), Counts { calls: 3, failures: 1, slow: 0 });
+    }
+
+    #[test]
     fn a_full_bucket_stops_counting_failures_too() {
         let w = TimeWindow::new(1_000, 1);
         for _ in 0..FIELD_MASK {
