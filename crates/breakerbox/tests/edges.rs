@@ -116,6 +116,8 @@ fn a_family_from_a_shadow_template_makes_shadow_breakers() {
     let template = Breaker::builder().policy(Policy::consecutive_failures(1)).shadow(true).clock(clock.clone());
     let family = BreakerBox::<String>::new(template).unwrap();
     assert!(family.is_shadow());
+    let enforcing = BreakerBox::<String>::new(Breaker::builder()).unwrap();
+    assert!(!enforcing.is_shadow());
     let b = family.get("a");
     assert!(b.is_shadow());
     b.try_acquire().unwrap().failure();

@@ -48,6 +48,45 @@ fn bounded_size_evicts_the_least_recently_used_closed_breaker() {
 }
 
 #[test]
+fn a_bounded_family_stays_bounded_through_churn() {
+    // Each new key past the bound evicts one, the least recently used: the family
+    // never holds more than its bound, and keeps the newest keys.
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(4).build().unwrap();
+    for i in 0..500 {
+        clock.advance(Duration::from_millis(1));
+        family.get(&format!("key-{i}"));
+        assert!(family.len() <= 4, "{} breakers after {} keys", family.len(), i + 1);
+    }
+    assert!(family.get_existing("key-499").is_some());
+    assert!(family.get_existing("key-495").is_none());
+}
+
+#[test]
+fn the_eviction_queue_keeps_the_breakers_still_there_when_it_compacts() {
+    // 100 breakers, 99 removed: their entries in the eviction queue are stale, and the
+    // next insertion compacts it. The one breaker left must stay in the queue, so
+    // that, as the least recently used, it is the first evicted at the bound.
+    let clock = ManualClock::new();
+    let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(100).build().unwrap();
+    for i in 0..100 {
+        clock.advance(Duration::from_millis(1));
+        family.get(&format!("old-{i}"));
+    }
+    for i in 0..99 {
+        family.remove(&format!("old-{i}"));
+    }
+    for i in 0..99 {
+        clock.advance(Duration::from_millis(1));
+        family.get(&format!("new-{i}"));
+    }
+    assert_eq!(family.len(), 100);
+    family.get("one more");
+    assert_eq!(family.len(), 100);
+    assert!(family.get_existing("old-99").is_none(), "the least recently used is evicted");
+}
+
+#[test]
 fn open_breakers_are_never_evicted_to_make_room() {
     let clock = ManualClock::new();
     let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(2).build().unwrap();
@@ -76,6 +115,7 @@ fn idle_breakers_are_evicted_but_not_a_known_outage() {
     assert!(family.get_existing("open").is_some(), "an open breaker is kept while its wait runs");
     // Abandoned: once its wait has passed, the outage it knew of is stale.
     clock.advance(Duration::from_secs(3600));
+    assert!(!family.is_empty());
     assert_eq!(family.retain_recent(), 2);
     assert!(family.is_empty());
 }

@@ -60,3 +60,25 @@ fn permits_show_their_breaker_and_the_state_they_were_admitted_in() {
     assert_eq!(format!("{owned:?}"), r#"OwnedPermit { breaker: "inventory", admitted_in: Closed }"#);
     owned.success();
 }
+
+/// A family's `Debug` shows its bound and how many breakers it holds; its builder's, the
+/// settings it will build with.
+#[test]
+fn a_family_and_its_builder_show_their_bound_and_settings() {
+    use breakerbox::BreakerBox;
+    use std::time::Duration;
+
+    let builder = BreakerBox::<String>::builder(Breaker::builder().name("api"))
+        .max_breakers(7)
+        .idle_timeout(Duration::from_secs(30))
+        .max_open_fraction(0.25);
+    let shown = format!("{builder:?}");
+    assert!(shown.starts_with("BreakerBoxBuilder { template: "), "{shown}");
+    assert!(shown.contains("max: 7, idle: Some(30s), max_open_fraction: Some(0.25) }"), "{shown}");
+    let family = builder.build().unwrap();
+    family.get("a");
+    family.get("b");
+    let shown = format!("{family:?}");
+    assert!(shown.starts_with("BreakerBox { template: "), "{shown}");
+    assert!(shown.ends_with("len: 2, max: 7 }"), "{shown}");
+}
