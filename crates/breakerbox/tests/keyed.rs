@@ -47,6 +47,14 @@ fn bounded_size_evicts_the_least_recently_used_closed_breaker() {
     assert!(family.get_existing("a").is_some());
 }
 
+/// Uses each key in turn, a millisecond apart: the first is the least recently used.
+fn use_in_turn(family: &BreakerBox<String>, clock: &ManualClock, keys: impl IntoIterator<Item = String>) {
+    for key in keys {
+        clock.advance(Duration::from_millis(1));
+        family.get(&key);
+    }
+}
+
 #[test]
 fn a_bounded_family_stays_bounded_through_churn() {
     // Each new key past the bound evicts one, the least recently used: the family
@@ -54,8 +62,7 @@ fn a_bounded_family_stays_bounded_through_churn() {
     let clock = ManualClock::new();
     let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(4).build().unwrap();
     for i in 0..500 {
-        clock.advance(Duration::from_millis(1));
-        family.get(&format!("key-{i}"));
+        use_in_turn(&family, &clock, [format!("key-{i}")]);
         assert!(family.len() <= 4, "{} breakers after {} keys", family.len(), i + 1);
     }
     assert!(family.get_existing("key-499").is_some());
@@ -69,17 +76,11 @@ fn the_eviction_queue_keeps_the_breakers_still_there_when_it_compacts() {
     // that, as the least recently used, it is the first evicted at the bound.
     let clock = ManualClock::new();
     let family: BreakerBox<String> = BreakerBox::builder(template(&clock)).max_breakers(100).build().unwrap();
-    for i in 0..100 {
-        clock.advance(Duration::from_millis(1));
-        family.get(&format!("old-{i}"));
-    }
+    use_in_turn(&family, &clock, (0..100).map(|i| format!("old-{i}")));
     for i in 0..99 {
         family.remove(&format!("old-{i}"));
     }
-    for i in 0..99 {
-        clock.advance(Duration::from_millis(1));
-        family.get(&format!("new-{i}"));
-    }
+    use_in_turn(&family, &clock, (0..99).map(|i| format!("new-{i}")));
     assert_eq!(family.len(), 100);
     family.get("one more");
     assert_eq!(family.len(), 100);
